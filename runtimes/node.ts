@@ -1,0 +1,14 @@
+/** The Node.js adapter: maps Node's APIs onto the core's seams. */
+import { systemClock } from "../src/clock.ts";
+import type { Runtime } from "../src/runtime.ts";
+import { createNativeCrypto } from "./native-crypto.ts";
+
+/** The Runtime for Node.js. */
+export function createNodeRuntime(): Runtime {
+  return {
+    name: "node",
+    version: process.versions.node,
+    crypto: createNativeCrypto(),
+    clock: systemClock,
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * `npm test`: format and lint check, type check, then every test file under Node, Deno
+ * and Bun in turn. Ends with one summary line per runtime and a total line
+ * `N passed, N failed, N skipped`; exits non-zero when any step fails.
+ *
+ * Usage: npm test [-- --runtimes node,deno] [-- test/some.test.ts ...]
+ * Tests under test/root/ need root: without it they skip with a reason, unless CI=true,
+ * where they must run (see test/helpers/root.ts).
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+
+const ROOT = join(import.meta.dirname, "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+
+interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+interface Outcome {
+  exitCode: number;
+  output: string;
+}
+
+/** Runs a command with output streamed through and captured; never rejects. */
+function run(command: string, args: string[], env: Record<string, string> = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      output += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      output += chunk.toString();
+    });
+    child.on("error", (error) => resolve({ exitCode: 127, output: error.message }));
+    // Strip ANSI colours before parsing: some runners colour their summary regardless.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts every ANSI colour code
+    const plain = () => output.replace(/\x1b\[[0-9;]*m/g, "");
+    child.on("close", (code) => resolve({ exitCode: code ?? 1, output: plain() }));
+  });
+}
+
+function findTests(dir: string): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) found.push(...findTests(path));
+    else if (name.endsWith(".test.ts")) found.push(`./${relative(ROOT, path)}`);
+  }
+  return found;
+}
+
+function lastNumber(text: string, pattern: RegExp): number | undefined {
+  const matches = [...text.matchAll(pattern)];
+  const last = matches.at(-1);
+  return last ? Number(last[1]) : undefined;
+}
+
+/** Node's TAP reporter ends with "# pass N", "# fail N", "# skipped N", "# cancelled N". */
+function parseNode(tap: string): Counts | undefined {
+  const passed = lastNumber(tap, /^# pass (\d+)$/gm);
+  const failed = lastNumber(tap, /^# fail (\d+)$/gm);
+  const cancelled = lastNumber(tap, /^# cancelled (\d+)$/gm) ?? 0;
+  const skipped = lastNumber(tap, /^# skipped (\d+)$/gm) ?? 0;
+  if (passed === undefined || failed === undefined) return undefined;
+  return { passed, failed: failed + cancelled, skipped };
+}
+
+/** Deno ends with "ok | 4 passed (2 steps) | 0 failed | 1 ignored (1 step) (18ms)". */
+function parseDeno(output: string): Counts | undefined {
+  const line = output
+    .split("\n")
+    .reverse()
+    .find((l) => /^(ok|FAILED) \| \d+ passed/.test(l));
+  if (!line) return undefined;
+  const field = (name: string) => {
+    const m = line.match(new RegExp(`(\\d+) ${name}(?: \\((\\d+) steps?\\))?`));
+    return m ? Number(m[1]) + Number(m[2] ?? 0) : 0;
+  };
+  return { passed: field("passed"), failed: field("failed"), skipped: field("ignored") };
+}
+
+/** Bun ends with " 3 pass", " 2 skip", " 1 fail" lines. */
+function parseBun(output: string): Counts | undefined {
+  const passed = lastNumber(output, /^\s*(\d+) pass$/gm);
+  const failed = lastNumber(output, /^\s*(\d+) fail$/gm);
+  const skipped = lastNumber(output, /^\s*(\d+) skip$/gm) ?? 0;
+  if (passed === undefined || failed === undefined) return undefined;
+  return { passed, failed, skipped };
+}
+
+type RuntimeName = "node" | "deno" | "bun";
+
+interface RuntimeResult {
+  counts: Counts | undefined;
+  exitCode: number;
+}
+
+async function runNode(files: string[]): Promise<RuntimeResult> {
+  const dir = mkdtempSync(join(tmpdir(), "weft-test-"));
+  const tapFile = join(dir, "node.tap");
+  try {
+    const { exitCode } = await run(process.execPath, [
+      "--import",
+      "tsx",
+      "--test",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=tap",
+      `--test-reporter-destination=${tapFile}`,
+      ...files,
+    ]);
+    return { counts: parseNode(readFileSync(tapFile, "utf8")), exitCode };
+  } catch {
+    return { counts: undefined, exitCode: 1 };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runDeno(files: string[]): Promise<RuntimeResult> {
+  const { output, exitCode } = await run(join(BIN, "deno"), ["test", "-A", "--no-check", ...files]);
+  return { counts: parseDeno(output), exitCode };
+}
+
+async function runBun(files: string[]): Promise<RuntimeResult> {
+  const { output, exitCode } = await run(join(BIN, "bun"), [
+    "test",
+    "--timeout",
+    "600000",
+    ...files,
+  ]);
+  return { counts: parseBun(output), exitCode };
+}
+
+const RUNNERS: Record<RuntimeName, (files: string[]) => Promise<RuntimeResult>> = {
+  node: runNode,
+  deno: runDeno,
+  bun: runBun,
+};
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  let runtimes: RuntimeName[] = ["node", "deno", "bun"];
+  const files: string[] = [];
+  let checks = true;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--runtimes") runtimes = (args[++i] ?? "").split(",") as RuntimeName[];
+    else if (arg === "--no-checks") checks = false;
+    else files.push(arg.startsWith("./") || arg.startsWith("/") ? arg : `./${arg}`);
+  }
+  const testFiles = files.length > 0 ? files : findTests(join(ROOT, "test"));
+  let ok = true;
+  const summary: string[] = [];
+
+  if (checks) {
+    console.log("== biome check");
+    const lint = await run(join(BIN, "biome"), ["check", "."]);
+    summary.push(`biome: ${lint.exitCode === 0 ? "ok" : "FAILED"}`);
+    ok &&= lint.exitCode === 0;
+    console.log("== tsc");
+    const types = await run(join(BIN, "tsc"), ["-p", "."]);
+    summary.push(`tsc: ${types.exitCode === 0 ? "ok" : "FAILED"}`);
+    ok &&= types.exitCode === 0;
+  }
+
+  const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+  for (const runtime of runtimes) {
+    const runner = RUNNERS[runtime];
+    if (!runner) throw new Error(`Unknown runtime "${runtime}": use node, deno or bun`);
+    console.log(`== ${runtime}: ${testFiles.length} test files`);
+    const { counts, exitCode } = await runner(testFiles);
+    if (!counts) {
+      ok = false;
+      summary.push(`${runtime}: no test summary found (exit code ${exitCode}): the runner crashed`);
+      total.failed += 1;
+      continue;
+    }
+    // A file that fails to load may not count as a failed test: trust the exit code too.
+    if (exitCode !== 0 && counts.failed === 0) counts.failed = 1;
+    ok &&= counts.failed === 0 && counts.passed > 0;
+    total.passed += counts.passed;
+    total.failed += counts.failed;
+    total.skipped += counts.skipped;
+    summary.push(
+      `${runtime}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
+    );
+  }
+  console.log("");
+  for (const line of summary) console.log(line);
+  console.log(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+  return ok ? 0 : 1;
+}
+
+process.exitCode = await main();

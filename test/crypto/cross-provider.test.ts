@@ -10,8 +10,9 @@ const bytes = (length: number) => fc.uint8Array({ minLength: length, maxLength: 
 const aeadInput = fc.record({
   key: bytes(32),
   nonce: bytes(12),
-  aad: fc.uint8Array({ maxLength: 64 }),
-  plaintext: fc.uint8Array({ maxLength: 2000 }),
+  aad: fc.uint8Array({ maxLength: 64, size: "max" }),
+  // size "max": without it fast-check never generates more than 10 elements.
+  plaintext: fc.uint8Array({ maxLength: 2000, size: "max" }),
 });
 
 describe("native and noble providers", () => {

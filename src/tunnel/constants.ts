@@ -60,8 +60,6 @@ export const COOKIE_REFRESH_TIME_MS = 120_000;
 export const HANDSHAKE_INITIATION_RATE_MS = 20;
 /** Jitter added to each handshake retransmission, at most (whitepaper §6.1). */
 export const REKEY_TIMEOUT_JITTER_MAX_MS = 333;
-/** Keys are zeroed after this long without a new handshake (whitepaper §6.3). */
-export const ZERO_KEYS_AFTER_MS = REJECT_AFTER_TIME_MS * 3;
 
 // Implementation constants (ours, after wireguard-go's where it has one).
 /** Packets queued per peer while its handshake is in flight; older ones are dropped first. */

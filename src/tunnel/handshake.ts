@@ -90,16 +90,19 @@ export interface PendingInitiation {
   readonly state: InitiatorState;
 }
 
-/** Builds an initiation (mac fields zero); null only if the peer's key is a low-order point. */
+/**
+ * Builds an initiation (mac fields zero); null only if the peer's key is a low-order
+ * point. The ephemeral key is fresh unless a test fixes it.
+ */
 export function createInitiation(
   crypto: Crypto,
   local: LocalIdentity,
   remote: RemoteIdentity,
   localIndex: number,
   wallMs: number,
+  ephemeral: Uint8Array = crypto.generatePrivateKey(),
 ): { message: Uint8Array; pending: PendingInitiation } | null {
   if (!remote.staticShared) return null;
-  const ephemeral = crypto.generatePrivateKey();
   const written = writeInitiation(
     crypto,
     remote.initiatorStart,
@@ -170,14 +173,17 @@ export function consumeInitiation(
   };
 }
 
-/** Builds the response (mac fields zero) and the responder's keys, unconfirmed until data arrives. */
+/**
+ * Builds the response (mac fields zero) and the responder's keys, unconfirmed until data
+ * arrives. The ephemeral key is fresh unless a test fixes it; it is wiped after use.
+ */
 export function createResponse(
   crypto: Crypto,
   remote: RemoteIdentity,
   consumed: ConsumedInitiation,
   localIndex: number,
+  ephemeral: Uint8Array = crypto.generatePrivateKey(),
 ): { message: Uint8Array; keys: SessionKeys } | null {
-  const ephemeral = crypto.generatePrivateKey();
   const written = writeResponse(crypto, consumed.read, remote.presharedKey, ephemeral, EMPTY);
   wipe(ephemeral);
   if (!written) return null;

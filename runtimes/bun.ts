@@ -3,6 +3,7 @@
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
+import { listenUdp } from "./udp.ts";
 
 /**
  * The Runtime for Bun. Bun's `node:crypto` has X25519 but no ChaCha20-Poly1305
@@ -14,5 +15,6 @@ export function createBunRuntime(): Runtime {
     version: Bun.version,
     crypto: createNativeCrypto(),
     clock: systemClock,
+    listenUdp,
   };
 }

@@ -2,6 +2,7 @@
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
+import { listenUdp } from "./udp.ts";
 
 /** The Runtime for Node.js. */
 export function createNodeRuntime(): Runtime {
@@ -10,5 +11,6 @@ export function createNodeRuntime(): Runtime {
     version: process.versions.node,
     crypto: createNativeCrypto(),
     clock: systemClock,
+    listenUdp,
   };
 }

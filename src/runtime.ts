@@ -4,6 +4,18 @@
  */
 import type { Clock } from "./clock.ts";
 import type { Crypto } from "./crypto/index.ts";
+import type { PacketConn } from "./net/packet-conn.ts";
+
+/** Where to bind a UDP socket. */
+export interface ListenUdpOptions {
+  /** The local port; 0 or absent lets the system pick one (see `PacketConn.localPort`). */
+  readonly port?: number;
+  /**
+   * The local IP address. Absent, or "::", means every address of both families on one
+   * dual-stack socket; "0.0.0.0" means every IPv4 address; anything else binds just it.
+   */
+  readonly address?: string;
+}
 
 export interface Runtime {
   /** "node", "deno" or "bun", for logs and benchmark results. */
@@ -14,4 +26,6 @@ export interface Runtime {
   readonly crypto: Crypto;
   /** Monotonic and wall time, timers. */
   readonly clock: Clock;
+  /** Opens a UDP socket; rejects when it cannot bind (the port is taken, the address is not local). */
+  listenUdp(options: ListenUdpOptions): Promise<PacketConn>;
 }

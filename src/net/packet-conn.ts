@@ -18,6 +18,7 @@ export interface PacketConn {
   /**
    * Sends one datagram. Never throws for network conditions (unreachable, buffer full):
    * UDP may drop, and the protocol recovers. After `close()` sends are dropped.
+   * The caller may reuse `data` as soon as `send` returns.
    */
   send(data: Uint8Array, to: Endpoint): void;
   /** Sets the one handler for received datagrams (replacing any earlier one). */

@@ -11,7 +11,10 @@ export interface Tun {
   readonly name: string;
   /** The largest IP packet the host may send through this device, in bytes. */
   readonly mtuBytes: number;
-  /** Delivers an IP packet to the host. Dropped silently after `close()`. */
+  /**
+   * Delivers an IP packet to the host. Dropped silently after `close()`.
+   * The caller may reuse `packet` as soon as `write` returns.
+   */
   write(packet: Uint8Array): void;
   /** Sets the one handler for packets the host sends (replacing any earlier one). */
   onPacket(handler: PacketHandler): void;

@@ -15,7 +15,6 @@
  */
 import {
   AEAD_NONCE_BYTES,
-  AEAD_TAG_BYTES,
   type Crypto,
   KEY_BYTES,
   kdf1,
@@ -162,6 +161,30 @@ export interface ResponseBody {
   readonly encryptedPayload: Uint8Array;
 }
 
+/**
+ * The part of message 2 both sides compute alike: mix in the responder's ephemeral, the
+ * two DH results (ee, se) and the preshared key. Returns the state and the key that
+ * seals the payload, or null for a low-order point. Wipes the DH results.
+ */
+function mixResponse(
+  crypto: Crypto,
+  start: SymmetricState,
+  responderEphemeral: Uint8Array,
+  ee: Uint8Array | null,
+  se: Uint8Array | null,
+  presharedKey: Uint8Array,
+): { state: SymmetricState; key: Uint8Array } | null {
+  if (!ee || !se) return null;
+  let ck = kdf1(crypto, start.chainingKey, responderEphemeral);
+  ck = kdf1(crypto, ck, ee);
+  ck = kdf1(crypto, ck, se);
+  wipe(ee, se);
+  const [chainingKey, tau, key] = kdf3(crypto, ck, presharedKey);
+  const hash = crypto.hash(crypto.hash(start.hash, responderEphemeral), tau);
+  wipe(tau);
+  return { state: { chainingKey, hash }, key };
+}
+
 /** Responder, message 2: e, ee, se, psk, {payload}. Returns the final symmetric state. */
 export function writeResponse(
   crypto: Crypto,
@@ -171,25 +194,17 @@ export function writeResponse(
   payload: Uint8Array,
 ): { body: ResponseBody; state: SymmetricState } | null {
   const ephemeralPublic = crypto.publicKey(ephemeralPrivate);
-  let ck = kdf1(crypto, read.state.chainingKey, ephemeralPublic);
-  let h = crypto.hash(read.state.hash, ephemeralPublic);
-
   const ee = crypto.dh(ephemeralPrivate, read.initiatorEphemeral);
-  if (!ee) return null;
-  ck = kdf1(crypto, ck, ee);
   const se = crypto.dh(ephemeralPrivate, read.initiatorStatic);
-  if (!se) return null;
-  ck = kdf1(crypto, ck, se);
-  wipe(ee, se);
-
-  const [nextCk, tau, key] = kdf3(crypto, ck, presharedKey);
-  ck = nextCk;
-  h = crypto.hash(h, tau);
-  const encryptedPayload = crypto.aeadSeal(key, ZERO_NONCE, payload, h);
-  h = crypto.hash(h, encryptedPayload);
-  wipe(tau, key);
-
-  return { body: { ephemeralPublic, encryptedPayload }, state: { chainingKey: ck, hash: h } };
+  const mixed = mixResponse(crypto, read.state, ephemeralPublic, ee, se, presharedKey);
+  if (!mixed) return null;
+  const encryptedPayload = crypto.aeadSeal(mixed.key, ZERO_NONCE, payload, mixed.state.hash);
+  wipe(mixed.key);
+  const hash = crypto.hash(mixed.state.hash, encryptedPayload);
+  return {
+    body: { ephemeralPublic, encryptedPayload },
+    state: { chainingKey: mixed.state.chainingKey, hash },
+  };
 }
 
 /** Initiator, message 2. Returns the payload and final state, or null if it does not authenticate. */
@@ -200,25 +215,15 @@ export function readResponse(
   presharedKey: Uint8Array,
   body: ResponseBody,
 ): { payload: Uint8Array; state: SymmetricState } | null {
-  let ck = kdf1(crypto, initiator.chainingKey, body.ephemeralPublic);
-  let h = crypto.hash(initiator.hash, body.ephemeralPublic);
-
   const ee = crypto.dh(initiator.ephemeralPrivate, body.ephemeralPublic);
-  if (!ee) return null;
-  ck = kdf1(crypto, ck, ee);
   const se = crypto.dh(localStaticPrivate, body.ephemeralPublic);
-  if (!se) return null;
-  ck = kdf1(crypto, ck, se);
-  wipe(ee, se);
-
-  const [nextCk, tau, key] = kdf3(crypto, ck, presharedKey);
-  ck = nextCk;
-  h = crypto.hash(h, tau);
-  const payload = crypto.aeadOpen(key, ZERO_NONCE, body.encryptedPayload, h);
-  wipe(tau, key);
+  const mixed = mixResponse(crypto, initiator, body.ephemeralPublic, ee, se, presharedKey);
+  if (!mixed) return null;
+  const payload = crypto.aeadOpen(mixed.key, ZERO_NONCE, body.encryptedPayload, mixed.state.hash);
+  wipe(mixed.key);
   if (!payload) return null;
-  h = crypto.hash(h, body.encryptedPayload);
-  return { payload, state: { chainingKey: ck, hash: h } };
+  const hash = crypto.hash(mixed.state.hash, body.encryptedPayload);
+  return { payload, state: { chainingKey: mixed.state.chainingKey, hash } };
 }
 
 /**
@@ -229,9 +234,4 @@ export function split(crypto: Crypto, state: SymmetricState): [Uint8Array, Uint8
   const keys = kdf2(crypto, state.chainingKey, EMPTY);
   wipe(state.chainingKey);
   return keys;
-}
-
-/** Sealed length of a handshake payload. */
-export function sealedLength(payloadLength: number): number {
-  return payloadLength + AEAD_TAG_BYTES;
 }

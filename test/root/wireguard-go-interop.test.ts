@@ -22,6 +22,8 @@ const TOOLS = ["ip", "ping", "wireguard-go", "wg"];
 const runtime = await loadRuntime();
 const crypto = runtime.crypto;
 const WG_PORT = 51820;
+/** The traffic helpers inside the namespace are plain Node scripts, whichever runtime runs weft. */
+const NODE = runtime.name === "node" ? process.execPath : "node";
 
 interface Setup {
   network: TestNetwork;
@@ -197,14 +199,35 @@ function datagram(seq: number): Uint8Array {
   return m;
 }
 
+/** `ping -c COUNT` from inside the namespace to weft's overlay address. */
+function pingFrom(s: Setup, count: number) {
+  const args = ["-c", String(count), "-i", "0.2", "-W", "2", s.weftOverlay];
+  return run("ip", ["netns", "exec", s.host.namespace, "ping", ...args]);
+}
+
+/** A root-only test that must run under CI. */
+function interopTest(name: string, body: () => Promise<void>): void {
+  test(name, rootOnly(...TOOLS), async () => {
+    assertCanRun(...TOOLS);
+    await body();
+  });
+}
+
+/** Runs `body` against a fresh wireguard-go and weft pair, removed afterwards whatever happens. */
+async function withSetup(options: SetupOptions, body: (s: Setup) => Promise<void>): Promise<void> {
+  const s = await setUp(options);
+  try {
+    await body(s);
+  } finally {
+    await s.close();
+  }
+}
+
 describe(`interop with wireguard-go (${runtime.name})`, () => {
-  test(
+  interopTest(
     "weft initiates: an ICMP echo request to wireguard-go's address gets the kernel's reply",
-    rootOnly(...TOOLS),
-    async () => {
-      assertCanRun(...TOOLS);
-      const s = await setUp();
-      try {
+    () =>
+      withSetup({}, async (s) => {
         const request = icmpEchoRequest(
           s.weftOverlay,
           s.wgOverlay,
@@ -222,246 +245,156 @@ describe(`interop with wireguard-go (${runtime.name})`, () => {
         assert.equal(ip.payload[0], 0, "ICMP echo reply");
         assert.deepEqual(ip.payload.subarray(8), new TextEncoder().encode("weft interop"));
         assert.ok(s.wg.latestHandshake() > 0);
-      } finally {
-        await s.close();
-      }
-    },
+      }),
   );
 
-  test(
-    "wireguard-go initiates: ping from the namespace to weft's address is answered",
-    rootOnly(...TOOLS),
-    async () => {
-      assertCanRun(...TOOLS);
-      const s = await setUp();
-      try {
-        answerPings(s);
-        const ping = await run("ip", [
-          "netns",
-          "exec",
-          s.host.namespace,
-          "ping",
-          "-c",
-          "3",
-          "-i",
-          "0.2",
-          "-W",
-          "3",
-          s.weftOverlay,
-        ]);
-        assert.equal(ping.code, 0, `${ping.stdout}${ping.stderr}\n${s.logs.join("\n")}`);
-        assert.match(ping.stdout, /3 received/);
-        assert.equal(s.device.peers()[0]!.handshakesCompleted, 1);
-      } finally {
-        await s.close();
-      }
-    },
+  interopTest("wireguard-go initiates: ping from the namespace to weft's address is answered", () =>
+    withSetup({}, async (s) => {
+      answerPings(s);
+      const ping = await pingFrom(s, 3);
+      assert.equal(ping.code, 0, `${ping.stdout}${ping.stderr}\n${s.logs.join("\n")}`);
+      assert.match(ping.stdout, /3 received/);
+      assert.equal(s.device.peers()[0]!.handshakesCompleted, 1);
+    }),
   );
 
-  test(
-    "20 MiB of UDP each way arrives without corruption or duplication",
-    rootOnly(...TOOLS),
-    async () => {
-      assertCanRun(...TOOLS);
-      const s = await setUp();
-      try {
-        // weft -> wireguard-go: a sink in the namespace checks every datagram.
-        const sink = spawn("ip", [
-          "netns",
-          "exec",
-          s.host.namespace,
-          process.execPath.includes("deno") || process.execPath.includes("bun")
-            ? "node"
-            : process.execPath,
-          "-e",
-          sinkScript(9000, DATAGRAMS),
-        ]);
-        let sinkOut = "";
-        sink.stdout.on("data", (d: Buffer) => {
-          sinkOut += d;
-        });
-        await waitFor("the sink", () => sinkOut.includes("ready"), 10_000);
-        // Handshake first: packets sent meanwhile wait in a bounded queue (128, as WireGuard).
-        s.tun.inject(icmpEchoRequest(s.weftOverlay, s.wgOverlay, 1, 1, new Uint8Array(8)));
-        await s.tun.nextWritten();
-        for (let seq = 0; seq < DATAGRAMS; seq++) {
-          s.tun.inject(udpPacket(s.weftOverlay, s.wgOverlay, 9000, 9000, datagram(seq)));
-          // Paced (about 10k packets/s): this checks integrity, bench/ measures speed.
-          if (seq % 32 === 31) await sleep(3);
-        }
-        await new Promise((resolve) => sink.on("close", resolve));
-        const result = JSON.parse(sinkOut.split("\n").find((l) => l.startsWith("{"))!);
-        assert.equal(result.bad, 0, "corrupted datagrams");
-        assert.equal(result.dup, 0, "duplicated datagrams");
-        assert.equal(
-          result.received,
-          DATAGRAMS,
-          `received ${result.received} of ${DATAGRAMS}; weft drops ${JSON.stringify(s.device.drops())}, udp ${JSON.stringify(s.conn.counters())}`,
-        );
-
-        // wireguard-go -> weft: a source in the namespace; weft's Tun checks every datagram.
-        const seen = new Set<number>();
-        let bad = 0;
-        s.tun.onWrite((packet) => {
-          const ip = parseIpv4(packet);
-          if (ip?.protocol !== 17) return;
-          const data = ip.payload.subarray(8);
-          const seq = new DataView(data.buffer, data.byteOffset).getUint32(0);
-          const expected = datagram(seq);
-          if (
-            data.length !== expected.length ||
-            !data.every((b, i) => b === expected[i]) ||
-            seen.has(seq)
-          )
-            bad++;
-          else seen.add(seq);
-        });
-        const nodeBinary =
-          process.execPath.includes("deno") || process.execPath.includes("bun")
-            ? "node"
-            : process.execPath;
-        const source = await run("ip", [
-          "netns",
-          "exec",
-          s.host.namespace,
-          nodeBinary,
-          "-e",
-          sourceScript(s.weftOverlay, 9001),
-        ]);
-        assert.equal(source.code, 0, source.stderr);
-        await waitFor("all datagrams", () => seen.size === DATAGRAMS, 10_000, [
-          `received ${seen.size}; weft drops ${JSON.stringify(s.device.drops())}, udp ${JSON.stringify(s.conn.counters())}`,
-          ...s.logs,
-        ]);
-        assert.equal(bad, 0, "corrupted or duplicated datagrams");
-      } finally {
-        await s.close();
+  interopTest("20 MiB of UDP each way arrives without corruption or duplication", () =>
+    withSetup({}, async (s) => {
+      // weft -> wireguard-go: a sink in the namespace checks every datagram.
+      const sink = spawn("ip", [
+        "netns",
+        "exec",
+        s.host.namespace,
+        NODE,
+        "-e",
+        sinkScript(9000, DATAGRAMS),
+      ]);
+      let sinkOut = "";
+      sink.stdout.on("data", (d: Buffer) => {
+        sinkOut += d;
+      });
+      await waitFor("the sink", () => sinkOut.includes("ready"), 10_000);
+      // Handshake first: packets sent meanwhile wait in a bounded queue (128, as WireGuard).
+      s.tun.inject(icmpEchoRequest(s.weftOverlay, s.wgOverlay, 1, 1, new Uint8Array(8)));
+      await s.tun.nextWritten();
+      for (let seq = 0; seq < DATAGRAMS; seq++) {
+        s.tun.inject(udpPacket(s.weftOverlay, s.wgOverlay, 9000, 9000, datagram(seq)));
+        // Paced (about 10k packets/s): this checks integrity, bench/ measures speed.
+        if (seq % 32 === 31) await sleep(3);
       }
-    },
+      await new Promise((resolve) => sink.on("close", resolve));
+      const result = JSON.parse(sinkOut.split("\n").find((l) => l.startsWith("{"))!);
+      assert.equal(result.bad, 0, "corrupted datagrams");
+      assert.equal(result.dup, 0, "duplicated datagrams");
+      assert.equal(
+        result.received,
+        DATAGRAMS,
+        `received ${result.received} of ${DATAGRAMS}; weft drops ${JSON.stringify(s.device.drops())}, udp ${JSON.stringify(s.conn.counters())}`,
+      );
+
+      // wireguard-go -> weft: a source in the namespace; weft's Tun checks every datagram.
+      const seen = new Set<number>();
+      let bad = 0;
+      s.tun.onWrite((packet) => {
+        const ip = parseIpv4(packet);
+        if (ip?.protocol !== 17) return;
+        const data = ip.payload.subarray(8);
+        const seq = new DataView(data.buffer, data.byteOffset).getUint32(0);
+        const expected = datagram(seq);
+        if (
+          data.length !== expected.length ||
+          !data.every((b, i) => b === expected[i]) ||
+          seen.has(seq)
+        )
+          bad++;
+        else seen.add(seq);
+      });
+      const source = await run("ip", [
+        "netns",
+        "exec",
+        s.host.namespace,
+        NODE,
+        "-e",
+        sourceScript(s.weftOverlay, 9001),
+      ]);
+      assert.equal(source.code, 0, source.stderr);
+      await waitFor("all datagrams", () => seen.size === DATAGRAMS, 10_000, [
+        `received ${seen.size}; weft drops ${JSON.stringify(s.device.drops())}, udp ${JSON.stringify(s.conn.counters())}`,
+        ...s.logs,
+      ]);
+      assert.equal(bad, 0, "corrupted or duplicated datagrams");
+    }),
   );
 
-  test(
-    "forced rekeys every 1.5 s keep traffic flowing without loss",
-    rootOnly(...TOOLS),
-    async () => {
-      assertCanRun(...TOOLS);
-      const s = await setUp({ timers: { rekeyAfterTimeMs: 1500, rekeyTimeoutMs: 1000 } });
-      try {
-        const replies = new Set<number>();
-        s.tun.onWrite((packet) => {
-          const ip = parseIpv4(packet);
-          if (ip?.protocol === 1 && ip.payload[0] === 0)
-            replies.add((ip.payload[6]! << 8) | ip.payload[7]!);
-        });
-        const sent = 300;
-        for (let seq = 0; seq < sent; seq++) {
-          s.tun.inject(icmpEchoRequest(s.weftOverlay, s.wgOverlay, 0x42, seq, new Uint8Array(32)));
-          await sleep(25);
-        }
-        await sleep(500);
-        const handshakes = s.device.peers()[0]!.handshakesCompleted;
-        assert.ok(handshakes >= 4, `only ${handshakes} handshakes\n${s.logs.join("\n")}`);
-        // Packets in flight when a new session starts still decrypt with the previous keypair.
-        assert.equal(
-          replies.size,
-          sent,
-          `lost ${sent - replies.size} of ${sent} across ${handshakes} handshakes`,
-        );
-      } finally {
-        await s.close();
+  interopTest("forced rekeys every 1.5 s keep traffic flowing without loss", () =>
+    withSetup({ timers: { rekeyAfterTimeMs: 1500, rekeyTimeoutMs: 1000 } }, async (s) => {
+      const replies = new Set<number>();
+      s.tun.onWrite((packet) => {
+        const ip = parseIpv4(packet);
+        if (ip?.protocol === 1 && ip.payload[0] === 0)
+          replies.add((ip.payload[6]! << 8) | ip.payload[7]!);
+      });
+      const sent = 300;
+      for (let seq = 0; seq < sent; seq++) {
+        s.tun.inject(icmpEchoRequest(s.weftOverlay, s.wgOverlay, 0x42, seq, new Uint8Array(32)));
+        await sleep(25);
       }
-    },
+      await sleep(500);
+      const handshakes = s.device.peers()[0]!.handshakesCompleted;
+      assert.ok(handshakes >= 4, `only ${handshakes} handshakes\n${s.logs.join("\n")}`);
+      // Packets in flight when a new session starts still decrypt with the previous keypair.
+      assert.equal(
+        replies.size,
+        sent,
+        `lost ${sent - replies.size} of ${sent} across ${handshakes} handshakes`,
+      );
+    }),
   );
 
-  test(
-    "a wrong public key is refused by both sides, and weft says why",
-    rootOnly(...TOOLS),
-    async () => {
-      assertCanRun(...TOOLS);
-      const stranger = crypto.publicKey(crypto.generatePrivateKey());
-      const fastGiveUp = { rekeyTimeoutMs: 200, rekeyAttemptTimeMs: 1000 };
-      // weft has the wrong key for wireguard-go: wireguard-go drops our initiations (bad mac1).
-      const a = await setUp({ weftSeesWgKey: stranger, timers: fastGiveUp });
-      try {
-        a.tun.inject(icmpEchoRequest(a.weftOverlay, a.wgOverlay, 1, 1, new Uint8Array(8)));
-        await waitFor(
-          "weft to give up",
-          () => a.logs.some((l) => /did not complete after \d+ attempts/.test(l)),
-          10_000,
-          a.logs,
-        );
-        assert.equal(a.wg.latestHandshake(), 0);
-        assert.equal(a.tun.written.length, 0);
-      } finally {
-        await a.close();
-      }
-      // wireguard-go has the wrong key for weft: weft drops its initiations and says so.
-      const b = await setUp({ wgSeesWeftKey: stranger });
-      try {
-        const ping = await run("ip", [
-          "netns",
-          "exec",
-          b.host.namespace,
-          "ping",
-          "-c",
-          "1",
-          "-W",
-          "2",
-          b.weftOverlay,
-        ]);
-        assert.notEqual(ping.code, 0);
-        assert.ok((b.device.drops().mac1 ?? 0) > 0, JSON.stringify(b.device.drops()));
-        assert.ok(
-          b.logs.some((l) => /invalid mac1/.test(l)),
-          b.logs.join("\n"),
-        );
-        assert.equal(b.device.peers()[0]!.handshakesCompleted, 0);
-      } finally {
-        await b.close();
-      }
-    },
-  );
+  interopTest("a wrong public key is refused by both sides, and weft says why", async () => {
+    const stranger = crypto.publicKey(crypto.generatePrivateKey());
+    const fastGiveUp = { rekeyTimeoutMs: 200, rekeyAttemptTimeMs: 1000 };
+    // weft has the wrong key for wireguard-go: wireguard-go drops our initiations (bad mac1).
+    await withSetup({ weftSeesWgKey: stranger, timers: fastGiveUp }, async (a) => {
+      a.tun.inject(icmpEchoRequest(a.weftOverlay, a.wgOverlay, 1, 1, new Uint8Array(8)));
+      const gaveUp = () => a.logs.some((l) => /did not complete after \d+ attempts/.test(l));
+      await waitFor("weft to give up", gaveUp, 10_000, a.logs);
+      assert.equal(a.wg.latestHandshake(), 0);
+      assert.equal(a.tun.written.length, 0);
+    });
+    // wireguard-go has the wrong key for weft: weft drops its initiations and says so.
+    await withSetup({ wgSeesWeftKey: stranger }, async (b) => {
+      const ping = await pingFrom(b, 1);
+      assert.notEqual(ping.code, 0);
+      assert.ok((b.device.drops().mac1 ?? 0) > 0, JSON.stringify(b.device.drops()));
+      assert.ok(
+        b.logs.some((l) => /invalid mac1/.test(l)),
+        b.logs.join("\n"),
+      );
+      assert.equal(b.device.peers()[0]!.handshakesCompleted, 0);
+    });
+  });
 
-  test(
-    "a wrong preshared key is refused by both sides, and weft says why",
-    rootOnly(...TOOLS),
-    async () => {
-      assertCanRun(...TOOLS);
-      const wgPsk = crypto.randomBytes(32);
-      const weftPsk = crypto.randomBytes(32);
-      const s = await setUp({ wgPsk, weftPsk });
-      try {
-        // weft initiates: wireguard-go answers, but the response cannot authenticate for us.
-        s.tun.inject(icmpEchoRequest(s.weftOverlay, s.wgOverlay, 1, 1, new Uint8Array(8)));
-        await waitFor(
-          "a failed response",
-          () => (s.device.drops()["response-failed"] ?? 0) > 0,
-          5_000,
-          s.logs,
-        );
-        assert.ok(
-          s.logs.some((l) => /failed to authenticate \(different preshared key\?\)/.test(l)),
-        );
-        // wireguard-go initiates: we answer, but it cannot use our response; no data flows.
-        answerPings(s);
-        const ping = await run("ip", [
-          "netns",
-          "exec",
-          s.host.namespace,
-          "ping",
-          "-c",
-          "1",
-          "-W",
-          "2",
-          s.weftOverlay,
-        ]);
-        assert.notEqual(ping.code, 0);
-        assert.equal(s.wg.latestHandshake(), 0);
-        assert.equal(s.device.peers()[0]!.handshakesCompleted, 0);
-        assert.equal(s.tun.written.length, 0);
-      } finally {
-        await s.close();
-      }
-    },
-  );
+  interopTest("a wrong preshared key is refused by both sides, and weft says why", async () => {
+    const wgPsk = crypto.randomBytes(32);
+    const weftPsk = crypto.randomBytes(32);
+    await withSetup({ wgPsk, weftPsk }, async (s) => {
+      // weft initiates: wireguard-go answers, but the response cannot authenticate for us.
+      s.tun.inject(icmpEchoRequest(s.weftOverlay, s.wgOverlay, 1, 1, new Uint8Array(8)));
+      await waitFor(
+        "a failed response",
+        () => (s.device.drops()["response-failed"] ?? 0) > 0,
+        5_000,
+        s.logs,
+      );
+      assert.ok(s.logs.some((l) => /failed to authenticate \(different preshared key\?\)/.test(l)));
+      // wireguard-go initiates: we answer, but it cannot use our response; no data flows.
+      answerPings(s);
+      const ping = await pingFrom(s, 1);
+      assert.notEqual(ping.code, 0);
+      assert.equal(s.wg.latestHandshake(), 0);
+      assert.equal(s.device.peers()[0]!.handshakesCompleted, 0);
+      assert.equal(s.tun.written.length, 0);
+    });
+  });
 });

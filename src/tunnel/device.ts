@@ -78,7 +78,7 @@ import {
   transportCounter,
   writeUint32,
 } from "./messages.ts";
-import { allow, createRateLimiter, type RateLimiter } from "./rate-limiter.ts";
+import { allow, createRateLimiter, type RateLimiter, sweepRateLimiter } from "./rate-limiter.ts";
 import { validateCounter } from "./replay.ts";
 import { isAfter } from "./tai64n.ts";
 import * as timers from "./timers.ts";
@@ -191,6 +191,7 @@ export class Device {
   #handshakesInWindow = 0;
   #underLoadUntilMs = 0;
   #closed = false;
+  #cancelSweep: CancelTimer | undefined;
   /** Scratch for padding plaintext and building nonces: the send path allocates only the message. */
   #scratch = new Uint8Array(65536 + PADDING_MULTIPLE);
   readonly #nonce = new Uint8Array(12);
@@ -291,7 +292,11 @@ export class Device {
   diagnostics(): { indices: number; rateLimitedSources: number; stagedPackets: number } {
     let staged = 0;
     for (const p of this.#peers.values()) staged += p.staged.length;
-    return { indices: this.#indices.size, rateLimitedSources: this.#rateLimiter.buckets.size, stagedPackets: staged };
+    return {
+      indices: this.#indices.size,
+      rateLimitedSources: this.#rateLimiter.buckets.size,
+      stagedPackets: staged,
+    };
   }
 
   /** Starts a handshake with a peer now (as sending a packet would). */
@@ -304,6 +309,7 @@ export class Device {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#cancelSweep?.();
     for (const peer of this.#peers.values()) {
       peer.cancelTimer?.();
       this.#zeroKeyMaterial(peer);
@@ -362,11 +368,23 @@ export class Device {
       this.#drop("cookie-sent");
       return false;
     }
-    if (!allow(this.#rateLimiter, from.address, now)) {
+    const allowed = allow(this.#rateLimiter, from.address, now);
+    this.#armRateLimiterSweep();
+    if (!allowed) {
       this.#drop("rate-limited");
       return false;
     }
     return true;
+  }
+
+  /** While the rate limiter holds sources, sweep it every second so it forgets quiet ones. */
+  #armRateLimiterSweep(): void {
+    if (this.#cancelSweep || this.#rateLimiter.buckets.size === 0 || this.#closed) return;
+    this.#cancelSweep = this.#clock.setTimer(1000, () => {
+      this.#cancelSweep = undefined;
+      sweepRateLimiter(this.#rateLimiter, this.#clock.now());
+      this.#armRateLimiterSweep();
+    });
   }
 
   #isUnderLoad(): boolean {

@@ -27,7 +27,7 @@ export function createRateLimiter(
 
 /** Takes a token for `source` (an IP address); false when its bucket is empty. */
 export function allow(limiter: RateLimiter, source: string, nowMs: number): boolean {
-  if (nowMs - limiter.lastSweepMs >= 1000) sweep(limiter, nowMs);
+  if (nowMs - limiter.lastSweepMs >= 1000) sweepRateLimiter(limiter, nowMs);
   const bucket = limiter.buckets.get(source);
   if (!bucket) {
     limiter.buckets.set(source, { tokens: limiter.burst - 1, lastMs: nowMs });
@@ -43,7 +43,8 @@ export function allow(limiter: RateLimiter, source: string, nowMs: number): bool
   return true;
 }
 
-function sweep(limiter: RateLimiter, nowMs: number): void {
+/** Drops the buckets of sources idle for a second (they would be full again anyway). */
+export function sweepRateLimiter(limiter: RateLimiter, nowMs: number): void {
   for (const [source, bucket] of limiter.buckets) {
     if (nowMs - bucket.lastMs >= 1000) limiter.buckets.delete(source);
   }

@@ -2,16 +2,23 @@
 /// <reference path="./deno.d.ts" />
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
+import { listenUdp as listenDatagram } from "./deno-udp.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
-import { listenUdp } from "./udp.ts";
+import { listenUdp as listenDgram } from "./udp.ts";
 
-/** The Runtime for Deno. Deno's `node:crypto` serves ChaCha20-Poly1305 and X25519. */
+/**
+ * The Runtime for Deno. Deno's `node:crypto` serves ChaCha20-Poly1305 and X25519. UDP
+ * goes through `Deno.listenDatagram` (`deno-udp.ts`), which keeps up with bursts better
+ * than Deno's `node:dgram`; that API is unstable, and where it is not enabled (a program
+ * whose deno.json lacks `"unstable": ["net"]`, run without `--unstable-net`), through
+ * `node:dgram` (`udp.ts`) after all.
+ */
 export function createDenoRuntime(): Runtime {
   return {
     name: "deno",
     version: Deno.version.deno,
     crypto: createNativeCrypto(),
     clock: systemClock,
-    listenUdp,
+    listenUdp: typeof Deno.listenDatagram === "function" ? listenDatagram : listenDgram,
   };
 }

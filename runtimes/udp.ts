@@ -1,58 +1,37 @@
 /**
- * UDP sockets as `PacketConn`s, over `node:dgram`, which Node, Deno and Bun all provide.
+ * UDP sockets as `PacketConn`s, over `node:dgram`, which Node, Deno and Bun all provide;
+ * what every weft socket does (dual-stack default, address forms, copying, counting) is
+ * in `udp-shared.ts`. The Runtimes of Node and Bun use this one, Deno's `deno-udp.ts`
+ * (see there why); this one still works on Deno when imported directly.
  *
- * By default one IPv6 socket with IPV6_V6ONLY off serves both families: peers may sit
- * behind either. The adapter evens out what differs between runtimes and families:
- * - `from` addresses arrive IPv4-mapped on that socket (::ffff:192.0.2.1) on all three
- *   runtimes; the handler sees plain IPv4 text, the form peers are configured with.
- * - Node's dual-stack socket refuses to send to IPv4 text (EINVAL) where Deno and Bun
- *   map it themselves, so the adapter maps IPv4 destinations itself.
- * - `dgram` would resolve a host name through DNS; only IP text is accepted here.
- * - `dgram` throws synchronously for some bad arguments (port 0) and reports others to
- *   the send callback; either way `send` swallows the error and counts it.
- * - Data is copied before sending: `dgram` keeps a reference until the send completes,
- *   after `send` has returned, and the caller may already be reusing its buffer.
- * On a host whose sysctl `net.ipv6.bindv6only` is 1, Node and Deno leave that socket
+ * What is particular to `dgram`:
+ * - It throws synchronously for some bad arguments (port 0) and reports others to the
+ *   send callback; `udp-shared.ts` counts both.
+ * - It keeps a reference to the data until the send completes, after `send` returned;
+ *   `udp-shared.ts` hands it a copy.
+ * - It hands out `Buffer`s; the handler gets a plain `Uint8Array` view of the same bytes.
+ * - An 'error' event without a listener would crash the process; errors are counted.
+ * On a host whose sysctl `net.ipv6.bindv6only` is 1, Node and Deno leave the "::" socket
  * IPv6-only (they set IPV6_V6ONLY when asked but never clear it; Bun clears it), and
  * `dgram` cannot set the option: bind "0.0.0.0" there to reach IPv4 peers.
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { isIPv4, isIPv6 } from "node:net";
-import type { Endpoint, PacketConn, ReceiveHandler } from "../src/net/packet-conn.ts";
 import type { ListenUdpOptions } from "../src/runtime.ts";
+import { detectRuntime } from "./detect.ts";
+import {
+  type BoundSocket,
+  type Families,
+  listenUdpWith,
+  type SocketEvents,
+  type UdpConn,
+} from "./udp-shared.ts";
 
-/** Running totals of one socket, for metrics and for debugging silent loss. */
-export interface UdpCounters {
-  /** Datagrams the system accepted for sending. */
-  readonly sent: number;
-  /** Sends dropped: a destination that is not IP text or not of a family this socket serves, or a system error. */
-  readonly sendErrors: number;
-  /** Datagrams handed to the receive handler. */
-  readonly received: number;
-  /** Errors the socket reported outside any send. */
-  readonly socketErrors: number;
-  /** The code (or message) of the latest send or socket error. */
-  readonly lastError: string | undefined;
-}
-
-/** A PacketConn on a UDP socket, which also says where it is bound and what it counted. */
-export interface UdpConn extends PacketConn {
-  /** The bound local address as the system reports it ("::" for the dual-stack default). */
-  readonly localAddress: string;
-  /** True when one socket serves both IPv4 and IPv6. */
-  readonly dualStack: boolean;
-  /** A snapshot of the running totals. */
-  counters(): UdpCounters;
-}
-
-/** Codes meaning "this host has no IPv6": the dual-stack default then falls back to IPv4. */
-const NO_IPV6_CODES = new Set(["EAFNOSUPPORT", "EADDRNOTAVAIL", "EPROTONOSUPPORT"]);
-const IPV4_MAPPED_PREFIX = "::ffff:";
+export type { UdpConn, UdpCounters } from "./udp-shared.ts";
 
 /**
- * Binds a UDP socket. With no address it binds "::" dual-stack, or "0.0.0.0" when the
- * host has no IPv6; an IPv4 address binds an IPv4 socket, an IPv6 address an IPv6-only
- * one. Rejects when binding fails (EADDRINUSE, EADDRNOTAVAIL, ...).
+ * Binds a UDP socket on `node:dgram`. With no address it binds "::" dual-stack, or
+ * "0.0.0.0" when the host has no IPv6; an IPv4 address binds an IPv4 socket, an IPv6
+ * address an IPv6-only one. Rejects when binding fails (EADDRINUSE, EADDRNOTAVAIL, ...).
  *
  * @example Echo
  * ```ts
@@ -60,129 +39,15 @@ const IPV4_MAPPED_PREFIX = "::ffff:";
  * conn.onReceive((data, from) => conn.send(data, from));
  * ```
  */
-export async function listenUdp(options: ListenUdpOptions = {}): Promise<UdpConn> {
-  const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new RangeError(`Expected "port" to be an integer from 0 to 65535, got ${port}`);
-  }
-  const requested = options.address ?? "";
-  const address = unmapIPv4(requested);
-  if (address === "" || address === "::") {
-    try {
-      return new UdpSocketConn(await bind("udp6", false, "::", port), "dual");
-    } catch (error) {
-      if (address !== "" || !NO_IPV6_CODES.has(errorCode(error))) throw error;
-      return new UdpSocketConn(await bind("udp4", false, "0.0.0.0", port), "ipv4");
-    }
-  }
-  if (isIPv4(address)) return new UdpSocketConn(await bind("udp4", false, address, port), "ipv4");
-  if (isIPv6(address)) return new UdpSocketConn(await bind("udp6", true, address, port), "ipv6");
-  throw new SyntaxError(`Expected "address" to be an IPv4 or IPv6 address, got "${requested}"`);
+export function listenUdp(options: ListenUdpOptions = {}): Promise<UdpConn> {
+  return listenUdpWith(bindDgram, options);
 }
 
-type Families = "ipv4" | "ipv6" | "dual";
-
-/** One bound socket; a class because its closed state and counters must stay consistent. */
-class UdpSocketConn implements UdpConn {
-  readonly localPort: number;
-  readonly localAddress: string;
-  readonly #socket: Socket;
-  readonly #families: Families;
-  #handler: ReceiveHandler | undefined;
-  #closed: Promise<void> | undefined;
-  #sent = 0;
-  #sendErrors = 0;
-  #received = 0;
-  #socketErrors = 0;
-  #lastError: string | undefined;
-
-  constructor(socket: Socket, families: Families) {
-    this.#socket = socket;
-    this.#families = families;
-    const bound = socket.address();
-    this.localPort = bound.port;
-    this.localAddress = bound.address;
-    socket.on("message", (message: Uint8Array, remote: RemoteInfo) => {
-      const handler = this.#handler;
-      if (handler === undefined) return;
-      this.#received++;
-      // A plain view, not a Buffer: the core sees only Uint8Array.
-      const data = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
-      handler(data, { address: unmapIPv4(remote.address), port: remote.port });
-    });
-    // Without a listener an 'error' event would crash the process.
-    socket.on("error", (error: Error) => {
-      this.#socketErrors++;
-      this.#lastError = errorCode(error) || error.message;
-    });
-  }
-
-  get dualStack(): boolean {
-    return this.#families === "dual";
-  }
-
-  send(data: Uint8Array, to: Endpoint): void {
-    if (this.#closed !== undefined) return;
-    const address = this.#destination(to?.address);
-    const port = to?.port;
-    if (address === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
-      this.#sendFailed(`Cannot send to "${to?.address}" port ${port} from this socket`);
-      return;
-    }
-    try {
-      this.#socket.send(data.slice(), port, address, this.#afterSend);
-    } catch (error) {
-      this.#sendFailed(errorCode(error) || String(error));
-    }
-  }
-
-  onReceive(handler: ReceiveHandler): void {
-    if (this.#closed === undefined) this.#handler = handler;
-  }
-
-  close(): Promise<void> {
-    this.#closed ??= new Promise((resolve) => {
-      this.#handler = undefined;
-      try {
-        this.#socket.close(() => resolve());
-      } catch {
-        resolve(); // already closed underneath (e.g. after a fatal socket error)
-      }
-    });
-    return this.#closed;
-  }
-
-  counters(): UdpCounters {
-    return {
-      sent: this.#sent,
-      sendErrors: this.#sendErrors,
-      received: this.#received,
-      socketErrors: this.#socketErrors,
-      lastError: this.#lastError,
-    };
-  }
-
-  readonly #afterSend = (error: Error | null): void => {
-    if (error) this.#sendFailed(errorCode(error) || error.message);
-    else this.#sent++;
-  };
-
-  #sendFailed(reason: string): void {
-    this.#sendErrors++;
-    this.#lastError = reason;
-  }
-
-  /** The address text to hand `dgram` for `text`, or `undefined` when this socket cannot reach it. */
-  #destination(text: unknown): string | undefined {
-    if (typeof text !== "string") return undefined;
-    const address = unmapIPv4(text);
-    if (isIPv4(address)) {
-      if (this.#families === "ipv4") return address;
-      if (this.#families === "dual") return IPV4_MAPPED_PREFIX + address;
-      return undefined;
-    }
-    return isIPv6(address) && this.#families !== "ipv4" ? address : undefined;
-  }
+async function bindDgram(families: Families, address: string, port: number): Promise<BoundSocket> {
+  const type = families === "ipv4" ? "udp4" : "udp6";
+  const socket = await bind(type, families === "ipv6", address, port);
+  growBuffers(socket);
+  return dgramSocket(socket);
 }
 
 /** Binds a fresh socket, closing it again when binding fails. */
@@ -200,10 +65,44 @@ function bind(type: "udp4" | "udp6", ipv6Only: boolean, address: string, port: n
     socket.once("error", onError);
     socket.bind({ port, address }, () => {
       socket.off("error", onError);
-      growBuffers(socket);
       resolve(socket);
     });
   });
+}
+
+/** `socket` as the shared UdpConn wants it. */
+function dgramSocket(socket: Socket): BoundSocket {
+  const bound = socket.address();
+  let events: SocketEvents | undefined;
+  const afterSend = (error: Error | null) => {
+    if (error) events?.sendFailed(error);
+    else events?.sent();
+  };
+  return {
+    localAddress: bound.address,
+    localPort: bound.port,
+    start(to) {
+      events = to;
+      socket.on("message", (message: Uint8Array, remote: RemoteInfo) => {
+        // A plain view, not a Buffer: the core sees only Uint8Array.
+        const data = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+        to.received(data, remote.address, remote.port);
+      });
+      socket.on("error", to.socketFailed);
+    },
+    send(data, address, port) {
+      socket.send(data, port, address, afterSend);
+    },
+    close() {
+      return new Promise((resolve) => {
+        try {
+          socket.close(() => resolve());
+        } catch {
+          resolve(); // already closed underneath (e.g. after a fatal socket error)
+        }
+      });
+    },
+  };
 }
 
 /**
@@ -211,28 +110,19 @@ function bind(type: "udp4" | "udp6", ipv6Only: boolean, address: string, port: n
  * about 140 full-size datagrams, which a burst overruns while the event loop decrypts,
  * and UDP then drops silently. The kernel caps the request at net.core.[rw]mem_max, and
  * a runtime that cannot set it keeps its default; both are fine, so errors are ignored.
+ *
+ * Not on Deno: its `node:dgram` (2.9.6) never passes the size to the kernel but allocates
+ * a read buffer of twice that size for every datagram, so 7 MiB cut it from keeping up
+ * with 10k datagrams/s to about 1,000/s. Deno keeps the kernel's default buffers.
  */
 const SOCKET_BUFFER_BYTES = 7 << 20;
 
 function growBuffers(socket: Socket): void {
+  if (detectRuntime() === "deno") return;
   try {
     socket.setRecvBufferSize(SOCKET_BUFFER_BYTES);
     socket.setSendBufferSize(SOCKET_BUFFER_BYTES);
   } catch {
     // Capped or unsupported: the default buffers still work, with more loss in bursts.
   }
-}
-
-/** "::ffff:192.0.2.1" as "192.0.2.1"; any other text unchanged. */
-function unmapIPv4(address: string): string {
-  if (address.slice(0, IPV4_MAPPED_PREFIX.length).toLowerCase() !== IPV4_MAPPED_PREFIX) {
-    return address;
-  }
-  const rest = address.slice(IPV4_MAPPED_PREFIX.length);
-  return isIPv4(rest) ? rest : address;
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : "";
 }

@@ -160,6 +160,12 @@ function answerPings(s: Setup): void {
 /** Deterministic payload of datagram `seq`: the sequence number, then bytes derived from it. */
 const DATAGRAM_BYTES = 1024;
 const DATAGRAMS = 20 * 1024; // 20 MiB of payload
+/**
+ * UDP may drop when a receiver falls behind. Node and Bun get 4 MiB socket buffers and
+ * lose nothing here; Deno's API cannot enlarge its socket buffers (208 KiB, about 140
+ * datagrams), so on a loaded machine a few may overflow: allow 1% there, never corruption.
+ */
+const ALLOWED_LOSS = runtime.name === "deno" ? DATAGRAMS / 100 : 0;
 
 const sinkScript = (port: number, expected: number) => `
 const dgram = require("node:dgram");
@@ -286,9 +292,8 @@ describe(`interop with wireguard-go (${runtime.name})`, () => {
       const result = JSON.parse(sinkOut.split("\n").find((l) => l.startsWith("{"))!);
       assert.equal(result.bad, 0, "corrupted datagrams");
       assert.equal(result.dup, 0, "duplicated datagrams");
-      assert.equal(
-        result.received,
-        DATAGRAMS,
+      assert.ok(
+        result.received >= DATAGRAMS - ALLOWED_LOSS,
         `received ${result.received} of ${DATAGRAMS}; weft drops ${JSON.stringify(s.device.drops())}, udp ${JSON.stringify(s.conn.counters())}`,
       );
 
@@ -318,7 +323,7 @@ describe(`interop with wireguard-go (${runtime.name})`, () => {
         sourceScript(s.weftOverlay, 9001),
       ]);
       assert.equal(source.code, 0, source.stderr);
-      await waitFor("all datagrams", () => seen.size === DATAGRAMS, 10_000, [
+      await waitFor("the datagrams", () => seen.size >= DATAGRAMS - ALLOWED_LOSS, 10_000, [
         `received ${seen.size}; weft drops ${JSON.stringify(s.device.drops())}, udp ${JSON.stringify(s.conn.counters())}`,
         ...s.logs,
       ]);

@@ -20,9 +20,13 @@ import {
   nobleCrypto,
 } from "../src/crypto/index.ts";
 
-// ASN.1 DER headers that wrap a raw 32-byte X25519 key (RFC 8410): PKCS#8 and SPKI.
+/**
+ * The ASN.1 DER header that wraps a raw 32-byte X25519 private key in PKCS#8 (RFC 8410).
+ * Public keys travel as JWK instead: on Node 20 a JWK import takes 7 µs where SPKI DER
+ * takes 106 µs. A private JWK must carry the public key too, so private keys stay DER
+ * (and are imported once: see the cache below).
+ */
 const PKCS8_X25519_PREFIX = fromHex("302e020100300506032b656e04220420");
-const SPKI_X25519_PREFIX = fromHex("302a300506032b656e032100");
 
 /**
  * Importing a raw key into a KeyObject costs more than the DH itself (on Node 20 a PKCS#8
@@ -65,9 +69,8 @@ function publicKeyObject(publicKey: Uint8Array): nodeCrypto.KeyObject {
   assertBytes(publicKey, KEY_BYTES, "publicKey");
   return cachedKeyObject(publicKeyCache, publicKey, (raw) =>
     nodeCrypto.createPublicKey({
-      key: Buffer.from(concatBytes(SPKI_X25519_PREFIX, raw)),
-      format: "der",
-      type: "spki",
+      key: { kty: "OKP", crv: "X25519", x: Buffer.from(raw).toString("base64url") },
+      format: "jwk",
     }),
   );
 }
@@ -87,11 +90,8 @@ function nativeGeneratePrivateKey(): Uint8Array {
 }
 
 function nativePublicKey(privateKey: Uint8Array): Uint8Array {
-  const spki = nodeCrypto.createPublicKey(privateKeyObject(privateKey)).export({
-    format: "der",
-    type: "spki",
-  });
-  return new Uint8Array(spki.subarray(SPKI_X25519_PREFIX.length));
+  const jwk = nodeCrypto.createPublicKey(privateKeyObject(privateKey)).export({ format: "jwk" });
+  return new Uint8Array(Buffer.from(jwk.x ?? "", "base64url"));
 }
 
 function nativeDh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {

@@ -195,6 +195,8 @@ export class Device {
   /** Scratch for padding plaintext and building nonces: the send path allocates only the message. */
   #scratch = new Uint8Array(65536 + PADDING_MULTIPLE);
   readonly #nonce = new Uint8Array(12);
+  readonly #message = new Uint8Array(65536 + PADDING_MULTIPLE + 32);
+  readonly #opened = new Uint8Array(65536 + PADDING_MULTIPLE);
 
   constructor(options: DeviceOptions) {
     this.#crypto = options.crypto;
@@ -518,7 +520,7 @@ export class Device {
       nonce,
       sealed,
       KEEPALIVE,
-      new Uint8Array(sealed.length - MAC_BYTES),
+      this.#opened.subarray(0, sealed.length - MAC_BYTES),
     );
     if (!plaintext) {
       this.#drop("decrypt-failed");
@@ -587,6 +589,15 @@ export class Device {
       peer.staged.shift();
       this.#drop("staged-overflow");
     }
+    if (peer.staged.length === 0) {
+      const now = this.#clock.now();
+      const keypair = this.#usableKeypair(peer, now);
+      if (keypair) {
+        this.#sendTransport(peer, keypair, packet, now);
+        this.#afterSend(peer, keypair, now);
+        return;
+      }
+    }
     peer.staged.push(packet.slice());
     this.#sendStaged(peer);
   }
@@ -608,6 +619,10 @@ export class Device {
     const staged = peer.staged;
     peer.staged = [];
     for (const packet of staged) this.#sendTransport(peer, keypair, packet, now);
+    this.#afterSend(peer, keypair, now);
+  }
+
+  #afterSend(peer: Peer, keypair: Keypair, now: number): void {
     // Rekey on the initiator's side when the session gets old or heavily used.
     const s = this.#settings;
     if (
@@ -621,10 +636,16 @@ export class Device {
 
   #sendTransport(peer: Peer, keypair: Keypair, packet: Uint8Array, now: number): void {
     const paddedLength = paddedSize(packet.length, this.#tun.mtuBytes);
-    const plaintext = this.#scratch.subarray(0, paddedLength);
-    plaintext.set(packet);
-    plaintext.fill(0, packet.length);
-    const message = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + paddedLength + MAC_BYTES);
+    let plaintext = packet;
+    if (paddedLength !== packet.length) {
+      plaintext = this.#scratch.subarray(0, paddedLength);
+      plaintext.set(packet);
+      plaintext.fill(0, packet.length);
+    }
+    const message = this.#message.subarray(
+      0,
+      MESSAGE_TRANSPORT_HEADER_SIZE + paddedLength + MAC_BYTES,
+    );
     message[0] = MESSAGE_TRANSPORT_TYPE;
     writeUint32(message, 4, keypair.remoteIndex);
     const counter = keypair.sendCounter++;

@@ -26,6 +26,12 @@ interface Outcome {
   output: string;
 }
 
+/**
+ * A runner that hangs (a lost esbuild service under tsx has been seen to leave Node
+ * waiting forever) must fail the run, not stall CI: each step is killed after this.
+ */
+const STEP_TIMEOUT_MS = 10 * 60_000;
+
 /** Runs a command with output streamed through and captured; never rejects. */
 function run(command: string, args: string[], env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -34,6 +40,12 @@ function run(command: string, args: string[], env: Record<string, string> = {}):
       env: { ...process.env, NO_COLOR: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    const timer = setTimeout(() => {
+      process.stderr.write(
+        `\n${command} ${args[0]}: killed after ${STEP_TIMEOUT_MS / 60_000} minutes\n`,
+      );
+      child.kill("SIGKILL");
+    }, STEP_TIMEOUT_MS);
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => {
       process.stdout.write(chunk);
@@ -43,11 +55,17 @@ function run(command: string, args: string[], env: Record<string, string> = {}):
       process.stderr.write(chunk);
       output += chunk.toString();
     });
-    child.on("error", (error) => resolve({ exitCode: 127, output: error.message }));
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      resolve({ exitCode: 127, output: error.message });
+    });
     // Strip ANSI colours before parsing: some runners colour their summary regardless.
     // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts every ANSI colour code
     const plain = () => output.replace(/\x1b\[[0-9;]*m/g, "");
-    child.on("close", (code) => resolve({ exitCode: code ?? 1, output: plain() }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ exitCode: code ?? 1, output: plain() });
+    });
   });
 }
 

@@ -28,16 +28,21 @@ import {
   removeAllowedIpsOf,
 } from "./allowed-ips.ts";
 import {
+  COOKIE_REPLY_RECEIVER_OFFSET,
   DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND,
   HANDSHAKE_INITIATION_RATE_MS,
+  INITIATION_SENDER_OFFSET,
   MESSAGE_COOKIE_REPLY_TYPE,
   MESSAGE_INITIATION_TYPE,
   MESSAGE_RESPONSE_TYPE,
   MESSAGE_TRANSPORT_HEADER_SIZE,
   MESSAGE_TRANSPORT_TYPE,
   PADDING_MULTIPLE,
+  RESPONSE_RECEIVER_OFFSET,
+  RESPONSE_SENDER_OFFSET,
   STAGED_PACKETS_PER_PEER,
   TRANSPORT_COUNTER_OFFSET,
+  TRANSPORT_RECEIVER_OFFSET,
   UNDER_LOAD_AFTER_MS,
 } from "./constants.ts";
 import {
@@ -71,13 +76,7 @@ import {
   type Keypair,
   type Keypairs,
 } from "./keypairs.ts";
-import {
-  isWellFormed,
-  messageType,
-  readUint32,
-  transportCounter,
-  writeUint32,
-} from "./messages.ts";
+import { isWellFormed, messageType, readUint32, writeUint32 } from "./messages.ts";
 import { allow, createRateLimiter, type RateLimiter, sweepRateLimiter } from "./rate-limiter.ts";
 import { validateCounter } from "./replay.ts";
 import { isAfter } from "./tai64n.ts";
@@ -402,7 +401,8 @@ export class Device {
   }
 
   #receiveInitiation(data: Uint8Array, from: Endpoint): void {
-    if (!this.#admitHandshakeMessage(data, from, readUint32(data, 4))) return;
+    if (!this.#admitHandshakeMessage(data, from, readUint32(data, INITIATION_SENDER_OFFSET)))
+      return;
     const consumed = consumeInitiation(
       this.#crypto,
       this.#local,
@@ -455,14 +455,14 @@ export class Device {
   }
 
   #receiveResponse(data: Uint8Array, from: Endpoint): void {
-    if (!this.#admitHandshakeMessage(data, from, readUint32(data, 4))) return;
-    const entry = this.#indices.get(readUint32(data, 8));
+    if (!this.#admitHandshakeMessage(data, from, readUint32(data, RESPONSE_SENDER_OFFSET))) return;
+    const entry = this.#indices.get(readUint32(data, RESPONSE_RECEIVER_OFFSET));
     const peer = entry?.peer;
     if (
       !peer ||
       entry.keypair ||
       !peer.pending ||
-      peer.pending.localIndex !== readUint32(data, 8)
+      peer.pending.localIndex !== readUint32(data, RESPONSE_RECEIVER_OFFSET)
     ) {
       this.#drop("unknown-index");
       return;
@@ -490,7 +490,7 @@ export class Device {
   }
 
   #receiveCookieReply(data: Uint8Array): void {
-    const entry = this.#indices.get(readUint32(data, 4));
+    const entry = this.#indices.get(readUint32(data, COOKIE_REPLY_RECEIVER_OFFSET));
     if (!entry || !consumeCookieReply(this.#crypto, entry.peer.cookie, data, this.#clock.now())) {
       this.#drop("cookie-reply-failed");
       return;
@@ -499,7 +499,7 @@ export class Device {
   }
 
   #receiveTransport(data: Uint8Array, from: Endpoint): void {
-    const entry = this.#indices.get(readUint32(data, 4));
+    const entry = this.#indices.get(readUint32(data, TRANSPORT_RECEIVER_OFFSET));
     const keypair = entry?.keypair;
     if (!entry || !keypair) {
       this.#drop("unknown-index");
@@ -526,7 +526,8 @@ export class Device {
       this.#drop("decrypt-failed");
       return;
     }
-    const [low, high] = transportCounter(data);
+    const low = readUint32(data, TRANSPORT_COUNTER_OFFSET);
+    const high = readUint32(data, TRANSPORT_COUNTER_OFFSET + 4);
     if (!validateCounter(keypair.replay, low, high)) {
       this.#drop("replayed-counter");
       return;
@@ -647,10 +648,10 @@ export class Device {
       MESSAGE_TRANSPORT_HEADER_SIZE + paddedLength + MAC_BYTES,
     );
     message[0] = MESSAGE_TRANSPORT_TYPE;
-    writeUint32(message, 4, keypair.remoteIndex);
+    writeUint32(message, TRANSPORT_RECEIVER_OFFSET, keypair.remoteIndex);
     const counter = keypair.sendCounter++;
-    writeUint32(message, 8, counter >>> 0);
-    writeUint32(message, 12, Math.floor(counter / 2 ** 32));
+    writeUint32(message, TRANSPORT_COUNTER_OFFSET, counter >>> 0);
+    writeUint32(message, TRANSPORT_COUNTER_OFFSET + 4, Math.floor(counter / 2 ** 32));
     this.#nonce.set(message.subarray(TRANSPORT_COUNTER_OFFSET, MESSAGE_TRANSPORT_HEADER_SIZE), 4);
     this.#crypto.aeadSeal(
       keypair.sendKey,

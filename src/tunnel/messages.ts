@@ -26,8 +26,6 @@ import {
   RESPONSE_MAC1_OFFSET,
   RESPONSE_RECEIVER_OFFSET,
   RESPONSE_SENDER_OFFSET,
-  TRANSPORT_COUNTER_OFFSET,
-  TRANSPORT_RECEIVER_OFFSET,
 } from "./constants.ts";
 
 /**
@@ -159,17 +157,4 @@ export function readCookieReplyMessage(data: Uint8Array): CookieReplyFields | un
     nonce: data.subarray(COOKIE_REPLY_NONCE_OFFSET, COOKIE_REPLY_NONCE_OFFSET + COOKIE_NONCE_SIZE),
     encryptedCookie: data.subarray(COOKIE_REPLY_COOKIE_OFFSET),
   };
-}
-
-/** The receiver index of a transport message (caller checked the type and size). */
-export function transportReceiver(data: Uint8Array): number {
-  return readUint32(data, TRANSPORT_RECEIVER_OFFSET);
-}
-
-/** The 64-bit counter of a transport message as two 32-bit halves (low, high). */
-export function transportCounter(data: Uint8Array): [low: number, high: number] {
-  return [
-    readUint32(data, TRANSPORT_COUNTER_OFFSET),
-    readUint32(data, TRANSPORT_COUNTER_OFFSET + 4),
-  ];
 }

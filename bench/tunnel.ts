@@ -33,7 +33,7 @@ import { type Crypto, fromBase64, nobleCrypto, toBase64 } from "../src/crypto/in
 import type { Endpoint, PacketConn, ReceiveHandler } from "../src/net/packet-conn.ts";
 import type { PacketHandler, Tun } from "../src/net/tun.ts";
 import type { Runtime } from "../src/runtime.ts";
-import { Device, type LogLevel } from "../src/tunnel/device.ts";
+import { Device } from "../src/tunnel/device.ts";
 import { internetChecksum, udpPacket } from "../test/helpers/packets.ts";
 import { median, opsPerSecond, RESULTS_DIR, writeResult } from "./harness.ts";
 
@@ -744,9 +744,8 @@ async function measureHandshakes(runtime: Runtime, child: ChildLink, provider: P
       conn: conns[i]!,
       tun: new BenchTun(),
       privateKey,
-      // The device logs each completed handshake (it has no event for it): start the next.
-      log: (_level: LogLevel, message: string) => {
-        if (message.startsWith("handshake completed") && initiator.startedMs !== undefined) {
+      onEvent: (event) => {
+        if (event.type === "handshake-completed" && initiator.startedMs !== undefined) {
           latenciesMs.push(performance.now() - initiator.startedMs);
           completed++;
           finish(initiator);

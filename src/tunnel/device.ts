@@ -101,7 +101,20 @@ export interface DeviceOptions {
   readonly random?: () => number;
   /** One line per event; nothing is logged without it. */
   readonly log?: (level: LogLevel, message: string) => void;
+  /** Protocol events the layers above react to (the mesh, metrics); called synchronously. */
+  readonly onEvent?: (event: DeviceEvent) => void;
 }
+
+/** What `onEvent` reports. */
+export type DeviceEvent =
+  /** A session with the peer is confirmed (initiator: response consumed; responder: first data). */
+  | { readonly type: "handshake-completed"; readonly publicKey: Uint8Array }
+  /** An authenticated packet came from a new address: the peer's endpoint moved there. */
+  | {
+      readonly type: "endpoint-changed";
+      readonly publicKey: Uint8Array;
+      readonly endpoint: Endpoint;
+    };
 
 export interface PeerConfig {
   readonly publicKey: Uint8Array;
@@ -178,6 +191,7 @@ export class Device {
   readonly #settings: timers.TimerSettings;
   readonly #random: () => number;
   readonly #log: (level: LogLevel, message: string) => void;
+  readonly #onEvent: (event: DeviceEvent) => void;
   readonly #underLoadThreshold: number;
   #local: LocalIdentity;
   #checker: CookieChecker;
@@ -205,6 +219,7 @@ export class Device {
     this.#settings = { ...timers.SPEC_TIMERS, ...options.timers };
     this.#random = options.random ?? Math.random;
     this.#log = options.log ?? (() => {});
+    this.#onEvent = options.onEvent ?? (() => {});
     this.#underLoadThreshold =
       options.underLoadHandshakesPerSecond ?? DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND;
     this.#local = createLocalIdentity(this.#crypto, options.privateKey);
@@ -562,6 +577,11 @@ export class Device {
   #roam(peer: Peer, from: Endpoint): void {
     if (peer.endpoint?.address !== from.address || peer.endpoint.port !== from.port) {
       peer.endpoint = { address: from.address, port: from.port };
+      this.#onEvent({
+        type: "endpoint-changed",
+        publicKey: peer.remote.publicKey,
+        endpoint: peer.endpoint,
+      });
     }
   }
 
@@ -723,6 +743,7 @@ export class Device {
     peer.lastHandshakeMs = now;
     peer.handshakesCompleted++;
     this.#log("info", `handshake completed with ${this.#name(peer)}`);
+    this.#onEvent({ type: "handshake-completed", publicKey: peer.remote.publicKey });
   }
 
   // ---- timers -------------------------------------------------------------------------

@@ -12,7 +12,12 @@ import {
   SimNetwork,
   VirtualClock,
 } from "../../src/sim/index.ts";
-import { Device, type DeviceOptions, type LogLevel } from "../../src/tunnel/device.ts";
+import {
+  Device,
+  type DeviceEvent,
+  type DeviceOptions,
+  type LogLevel,
+} from "../../src/tunnel/device.ts";
 import type { TimerSettings } from "../../src/tunnel/timers.ts";
 
 export const A_UNDERLAY = "192.0.2.1";
@@ -59,6 +64,7 @@ export interface Side {
   tun: ChannelTun;
   conn: RecordingConn;
   logs: string[];
+  events: DeviceEvent[];
   publicKey: Uint8Array;
 }
 
@@ -98,6 +104,7 @@ export function createTunnelPair(options: PairOptions): TunnelPair {
   const make = (underlay: string, privateKey: Uint8Array, extra: PairOptions["a"]): Side => {
     const tun = new ChannelTun({ mtuBytes: 1420 });
     const logs: string[] = [];
+    const events: DeviceEvent[] = [];
     const conn = new RecordingConn(network.listen(underlay, PORT));
     const device = new Device({
       crypto,
@@ -109,8 +116,9 @@ export function createTunnelPair(options: PairOptions): TunnelPair {
       random: () => random.next(),
       underLoadHandshakesPerSecond: extra?.underLoadHandshakesPerSecond,
       log: (level: LogLevel, message: string) => logs.push(`${level}: ${message}`),
+      onEvent: (event) => events.push(event),
     });
-    return { device, tun, conn, logs, publicKey: crypto.publicKey(privateKey) };
+    return { device, tun, conn, logs, events, publicKey: crypto.publicKey(privateKey) };
   };
   const a = make(A_UNDERLAY, aKey, options.a);
   const b = make(B_UNDERLAY, bKey, options.b);

@@ -147,6 +147,30 @@ describe("Device over the simulated network", () => {
     assert.equal(a.device.peers()[0]!.handshakesCompleted, 1); // same session throughout
   });
 
+  test("reports handshakes and endpoint changes as events", () => {
+    const { clock, a, b, network } = createTunnelPair({ crypto: native });
+    a.tun.inject(udpPacket(A_OVERLAY, B_OVERLAY, 1, 2, payload(0)));
+    clock.advance(50);
+    assert.deepEqual(
+      a.events.map((e) => e.type),
+      ["handshake-completed"],
+    );
+    // B learns A's endpoint from the initiation and confirms the session on A's first data.
+    assert.deepEqual(
+      b.events.map((e) => e.type),
+      ["endpoint-changed", "handshake-completed"],
+    );
+    assert.deepEqual(b.events[1]!.publicKey, a.publicKey);
+    a.conn.rebind(network.listen("192.0.2.9", 4000));
+    a.tun.inject(udpPacket(A_OVERLAY, B_OVERLAY, 1, 2, payload(1)));
+    clock.advance(50);
+    assert.deepEqual(b.events.at(-1), {
+      type: "endpoint-changed",
+      publicKey: a.publicKey,
+      endpoint: { address: "192.0.2.9", port: 4000 },
+    });
+  });
+
   test("an unauthenticated packet from elsewhere does not move the endpoint", () => {
     const { clock, a, b, network } = createTunnelPair({ crypto: native });
     a.tun.inject(udpPacket(A_OVERLAY, B_OVERLAY, 1, 2, payload(0)));

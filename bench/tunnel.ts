@@ -41,6 +41,17 @@ const CHILD_FLAG = "--tunnel-bench-child";
 const LOOPBACK = "127.0.0.1";
 /** WireGuard's default MTU: the inner packets fill it, so no padding is added. */
 const PACKET_BYTES = 1420;
+
+/** A PACKET_BYTES-long IPv4/UDP packet from the sender's overlay address to `port` on the receiver's. */
+function benchPacket(port: number): Uint8Array {
+  return udpPacket(
+    SENDER_OVERLAY,
+    RECEIVER_OVERLAY,
+    40000,
+    port,
+    new Uint8Array(PACKET_BYTES - 28).fill(0xa5),
+  );
+}
 const SENDER_OVERLAY = "10.9.0.1";
 const RECEIVER_OVERLAY = "10.9.0.2";
 
@@ -647,13 +658,7 @@ async function throughputRun(
 async function measureThroughput(runtime: Runtime, child: ChildLink, provider: ProviderName) {
   const side = await openPair(runtime, child, provider, false);
   try {
-    const packet = udpPacket(
-      SENDER_OVERLAY,
-      RECEIVER_OVERLAY,
-      40000,
-      5201,
-      new Uint8Array(PACKET_BYTES - 28).fill(0xa5),
-    );
+    const packet = benchPacket(5201);
     await throughputRun(side, child, packet, THROUGHPUT_WARMUP_MS);
     const runs: ThroughputRun[] = [];
     for (let i = 0; i < THROUGHPUT_RUNS; i++) {
@@ -916,13 +921,7 @@ async function plainUdpLatency(runtime: Runtime, child: ChildLink) {
 
 async function tunnelLatency(runtime: Runtime, child: ChildLink, provider: ProviderName) {
   const side = await openPair(runtime, child, provider, true);
-  const packet = udpPacket(
-    SENDER_OVERLAY,
-    RECEIVER_OVERLAY,
-    40000,
-    7,
-    new Uint8Array(PACKET_BYTES - 28).fill(0xa5),
-  );
+  const packet = benchPacket(7);
   try {
     return await pingPong((sequence) =>
       waitFor((done) => {
@@ -1017,13 +1016,7 @@ async function measureDevicePath(runtime: Runtime, provider: ProviderName) {
   a.connect(crypto.publicKey(keyB));
   await sleep(50);
   if (b.peers()[0]!.handshakesCompleted === 0) throw new Error("In-process handshake failed");
-  const packet = udpPacket(
-    SENDER_OVERLAY,
-    RECEIVER_OVERLAY,
-    40000,
-    5201,
-    new Uint8Array(PACKET_BYTES - 28).fill(0xa5),
-  );
+  const packet = benchPacket(5201);
 
   connA.capture = () => {};
   const sendPerSecond = opsPerSecond(() => tunA.inject(packet));

@@ -181,6 +181,7 @@ interface Peer {
 type IndexEntry = { peer: Peer; keypair: Keypair | undefined };
 
 const KEEPALIVE = new Uint8Array(0);
+const ENCODER = new TextEncoder();
 
 /** A WireGuard interface: one private key, its peers, one PacketConn and one Tun. */
 export class Device {
@@ -376,7 +377,7 @@ export class Device {
       return false;
     }
     if (!this.#isUnderLoad()) return true;
-    const source = new TextEncoder().encode(endpointKey(from));
+    const source = ENCODER.encode(endpointKey(from));
     const now = this.#clock.now();
     if (!checkMac2(this.#crypto, this.#checker, data, source, now)) {
       const reply = createCookieReply(this.#crypto, this.#checker, data, senderIndex, source, now);

@@ -103,6 +103,12 @@ export interface DeviceOptions {
   readonly log?: (level: LogLevel, message: string) => void;
   /** Protocol events the layers above react to (the mesh, metrics); called synchronously. */
   readonly onEvent?: (event: DeviceEvent) => void;
+  /**
+   * Receives decrypted transport payloads that are not IP packets (first nibble not 4 or
+   * 6): the mesh's control messages. `payload` includes the padding and is only valid
+   * during the call. Without it such payloads are dropped as "bad-inner-packet".
+   */
+  readonly onControl?: (publicKey: Uint8Array, payload: Uint8Array, from: Endpoint) => void;
 }
 
 /** What `onEvent` reports. */
@@ -114,6 +120,15 @@ export type DeviceEvent =
       readonly type: "endpoint-changed";
       readonly publicKey: Uint8Array;
       readonly endpoint: Endpoint;
+    }
+  /**
+   * An authenticated packet of the peer came from another address than its previous one;
+   * reported before any reply is sent, whether or not the peer roams.
+   */
+  | {
+      readonly type: "source-changed";
+      readonly publicKey: Uint8Array;
+      readonly endpoint: Endpoint;
     };
 
 export interface PeerConfig {
@@ -122,6 +137,11 @@ export interface PeerConfig {
   readonly allowedIps: readonly IpPrefix[];
   readonly endpoint?: Endpoint;
   readonly persistentKeepaliveSeconds?: number;
+  /**
+   * Whether the endpoint follows the source of authenticated packets (WireGuard roaming,
+   * the default). The mesh turns it off and chooses paths itself.
+   */
+  readonly roaming?: boolean;
 }
 
 /** What `peers()` reports about each peer, as `wg show` does. */
@@ -161,6 +181,8 @@ interface Peer {
   readonly id: string;
   readonly remote: RemoteIdentity;
   endpoint: Endpoint | undefined;
+  readonly roaming: boolean;
+  lastSource: Endpoint | undefined;
   readonly keypairs: Keypairs;
   pending: PendingInitiation | undefined;
   readonly cookie: CookieGenerator;
@@ -193,6 +215,9 @@ export class Device {
   readonly #random: () => number;
   readonly #log: (level: LogLevel, message: string) => void;
   readonly #onEvent: (event: DeviceEvent) => void;
+  readonly #onControl:
+    | ((publicKey: Uint8Array, payload: Uint8Array, from: Endpoint) => void)
+    | undefined;
   readonly #underLoadThreshold: number;
   #local: LocalIdentity;
   #checker: CookieChecker;
@@ -221,6 +246,7 @@ export class Device {
     this.#random = options.random ?? Math.random;
     this.#log = options.log ?? (() => {});
     this.#onEvent = options.onEvent ?? (() => {});
+    this.#onControl = options.onControl;
     this.#underLoadThreshold =
       options.underLoadHandshakesPerSecond ?? DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND;
     this.#local = createLocalIdentity(this.#crypto, options.privateKey);
@@ -249,6 +275,8 @@ export class Device {
       endpoint: config.endpoint
         ? { address: config.endpoint.address, port: config.endpoint.port }
         : undefined,
+      roaming: config.roaming ?? true,
+      lastSource: undefined,
       keypairs: createKeypairs(),
       pending: undefined,
       cookie: createCookieGenerator(this.#crypto, config.publicKey),
@@ -320,6 +348,59 @@ export class Device {
   connect(publicKey: Uint8Array): void {
     const peer = this.#peers.get(toHex(publicKey));
     if (peer) this.#initiateHandshake(peer, false);
+  }
+
+  /** Whether a session with the peer can carry data now, without a handshake first. */
+  hasSession(publicKey: Uint8Array): boolean {
+    const peer = this.#peers.get(toHex(publicKey));
+    return peer !== undefined && this.#usableKeypair(peer, this.#clock.now()) !== undefined;
+  }
+
+  /** Points a peer at another endpoint (the mesh moves peers between paths this way). */
+  setEndpoint(publicKey: Uint8Array, endpoint: Endpoint): void {
+    const peer = this.#peers.get(toHex(publicKey));
+    if (peer) peer.endpoint = { address: endpoint.address, port: endpoint.port };
+  }
+
+  /**
+   * Sends a mesh control message (its first nibble must not be 4 or 6) inside the peer's
+   * session, as data. To the peer's endpoint it waits for a handshake like any packet;
+   * `via` sends it to that address instead (path probes), and only on a live session:
+   * false when there is none, or no such peer.
+   */
+  sendControl(publicKey: Uint8Array, payload: Uint8Array, via?: Endpoint): boolean {
+    const version = payload[0]! >>> 4;
+    if (payload.length === 0 || version === 4 || version === 6)
+      throw new RangeError("A control message must not be empty or look like an IP packet");
+    const peer = this.#peers.get(toHex(publicKey));
+    if (!peer || this.#closed) return false;
+    if (!via) {
+      this.#sendToPeer(peer, payload);
+      return true;
+    }
+    const now = this.#clock.now();
+    const keypair = this.#usableKeypair(peer, now);
+    if (!keypair) return false;
+    this.#sendTransport(peer, keypair, payload, now, via);
+    this.#afterSend(peer, keypair, now);
+    return true;
+  }
+
+  /**
+   * BLAKE2s digests of every session key the device holds, per peer (hex public key ->
+   * digests). Reveals nothing about the keys; lets tests prove which keys a peer never had.
+   */
+  sessionKeyDigests(): Map<string, Uint8Array[]> {
+    const digests = new Map<string, Uint8Array[]>();
+    for (const peer of this.#peers.values()) {
+      const list: Uint8Array[] = [];
+      for (const k of [peer.keypairs.previous, peer.keypairs.current, peer.keypairs.next]) {
+        if (!k) continue;
+        list.push(this.#crypto.hash(k.sendKey), this.#crypto.hash(k.receiveKey));
+      }
+      digests.set(peer.id, list);
+    }
+    return digests;
   }
 
   /** Stops all processing and timers and wipes every key. Does not close the conn or tun. */
@@ -564,8 +645,11 @@ export class Device {
 
     if (plaintext.length > 0) {
       timers.dataReceived(peer.timers, this.#settings, now);
+      const version = plaintext[0]! >>> 4;
       const packet = innerPacket(plaintext);
-      if (!packet) this.#drop("bad-inner-packet");
+      if (version !== 4 && version !== 6 && this.#onControl)
+        this.#onControl(peer.remote.publicKey, plaintext, from);
+      else if (!packet) this.#drop("bad-inner-packet");
       else if (lookupPacketSource(this.#allowedIps, packet) !== peer)
         this.#drop("source-not-allowed");
       else this.#tun.write(packet);
@@ -576,6 +660,15 @@ export class Device {
 
   /** A peer's endpoint follows the source of its latest authenticated packet (whitepaper §2.1). */
   #roam(peer: Peer, from: Endpoint): void {
+    if (peer.lastSource?.address !== from.address || peer.lastSource.port !== from.port) {
+      peer.lastSource = { address: from.address, port: from.port };
+      this.#onEvent({
+        type: "source-changed",
+        publicKey: peer.remote.publicKey,
+        endpoint: peer.lastSource,
+      });
+    }
+    if (!peer.roaming) return;
     if (peer.endpoint?.address !== from.address || peer.endpoint.port !== from.port) {
       peer.endpoint = { address: from.address, port: from.port };
       this.#onEvent({
@@ -607,6 +700,11 @@ export class Device {
       this.#drop("no-peer-for-destination");
       return;
     }
+    this.#sendToPeer(peer, packet);
+  }
+
+  /** Sends at once on a live session with nothing queued before it, else queues and handshakes. */
+  #sendToPeer(peer: Peer, packet: Uint8Array): void {
     if (peer.staged.length >= STAGED_PACKETS_PER_PEER) {
       peer.staged.shift();
       this.#drop("staged-overflow");
@@ -656,7 +754,13 @@ export class Device {
     this.#armTimer(peer);
   }
 
-  #sendTransport(peer: Peer, keypair: Keypair, packet: Uint8Array, now: number): void {
+  #sendTransport(
+    peer: Peer,
+    keypair: Keypair,
+    packet: Uint8Array,
+    now: number,
+    to: Endpoint | undefined = peer.endpoint,
+  ): void {
     const paddedLength = paddedSize(packet.length, this.#tun.mtuBytes);
     let plaintext = packet;
     if (paddedLength !== packet.length) {
@@ -681,7 +785,7 @@ export class Device {
       KEEPALIVE,
       message.subarray(MESSAGE_TRANSPORT_HEADER_SIZE),
     );
-    this.#sendRaw(peer, message);
+    this.#sendRaw(peer, message, to);
     if (packet.length > 0) timers.dataSent(peer.timers, this.#settings, now, this.#random);
   }
 
@@ -691,12 +795,12 @@ export class Device {
   }
 
   /** Sends an authenticated message to the peer's endpoint; false when it has none. */
-  #sendRaw(peer: Peer, message: Uint8Array): boolean {
-    if (!peer.endpoint) {
+  #sendRaw(peer: Peer, message: Uint8Array, to: Endpoint | undefined = peer.endpoint): boolean {
+    if (!to) {
       this.#drop("no-endpoint");
       return false;
     }
-    this.#conn.send(message, peer.endpoint);
+    this.#conn.send(message, to);
     peer.txBytes += message.length;
     const now = this.#clock.now();
     timers.anyAuthenticatedPacketTraversal(peer.timers, now);

@@ -65,6 +65,8 @@ export interface Side {
   conn: RecordingConn;
   logs: string[];
   events: DeviceEvent[];
+  /** Control messages received (copies, padding included). */
+  controls: { publicKey: Uint8Array; payload: Uint8Array; from: Endpoint }[];
   publicKey: Uint8Array;
 }
 
@@ -88,7 +90,10 @@ export interface PairOptions {
   b?: Partial<Pick<DeviceOptions, "underLoadHandshakesPerSecond">> & {
     presharedKey?: Uint8Array;
     peerPublicKey?: Uint8Array;
+    roaming?: boolean;
   };
+  /** Whether the devices hand control messages up (else they drop them as bad packets). */
+  control?: boolean;
   persistentKeepaliveSeconds?: number;
 }
 
@@ -105,6 +110,7 @@ export function createTunnelPair(options: PairOptions): TunnelPair {
     const tun = new ChannelTun({ mtuBytes: 1420 });
     const logs: string[] = [];
     const events: DeviceEvent[] = [];
+    const controls: Side["controls"] = [];
     const conn = new RecordingConn(network.listen(underlay, PORT));
     const device = new Device({
       crypto,
@@ -117,8 +123,12 @@ export function createTunnelPair(options: PairOptions): TunnelPair {
       underLoadHandshakesPerSecond: extra?.underLoadHandshakesPerSecond,
       log: (level: LogLevel, message: string) => logs.push(`${level}: ${message}`),
       onEvent: (event) => events.push(event),
+      onControl: options.control
+        ? (publicKey, payload, from) => controls.push({ publicKey, payload: payload.slice(), from })
+        : undefined,
     });
-    return { device, tun, conn, logs, events, publicKey: crypto.publicKey(privateKey) };
+    const publicKey = crypto.publicKey(privateKey);
+    return { device, tun, conn, logs, events, controls, publicKey };
   };
   const a = make(A_UNDERLAY, aKey, options.a);
   const b = make(B_UNDERLAY, bKey, options.b);
@@ -133,6 +143,7 @@ export function createTunnelPair(options: PairOptions): TunnelPair {
     publicKey: options.b?.peerPublicKey ?? aPublic,
     presharedKey: options.b?.presharedKey,
     allowedIps: [{ address: new Uint8Array([10, 214, 0, 1]), prefixLength: 32 }],
+    roaming: options.b?.roaming,
   });
   return { clock, network, a, b };
 }

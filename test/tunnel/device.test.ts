@@ -153,14 +153,14 @@ describe("Device over the simulated network", () => {
     clock.advance(50);
     assert.deepEqual(
       a.events.map((e) => e.type),
-      ["handshake-completed"],
+      ["source-changed", "handshake-completed"],
     );
     // B learns A's endpoint from the initiation and confirms the session on A's first data.
     assert.deepEqual(
       b.events.map((e) => e.type),
-      ["endpoint-changed", "handshake-completed"],
+      ["source-changed", "endpoint-changed", "handshake-completed"],
     );
-    assert.deepEqual(b.events[1]!.publicKey, a.publicKey);
+    assert.deepEqual(b.events[2]!.publicKey, a.publicKey);
     a.conn.rebind(network.listen("192.0.2.9", 4000));
     a.tun.inject(udpPacket(A_OVERLAY, B_OVERLAY, 1, 2, payload(1)));
     clock.advance(50);

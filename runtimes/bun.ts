@@ -3,6 +3,7 @@
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
+import { dialTcp, listenTcp } from "./tcp.ts";
 import { listenUdp } from "./udp.ts";
 
 /**
@@ -16,5 +17,7 @@ export function createBunRuntime(): Runtime {
     crypto: createNativeCrypto(),
     clock: systemClock,
     listenUdp,
+    listenTcp,
+    dialTcp,
   };
 }

@@ -4,6 +4,7 @@ import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { listenUdp as listenDatagram } from "./deno-udp.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
+import { dialTcp, listenTcp } from "./tcp.ts";
 import { listenUdp as listenDgram } from "./udp.ts";
 
 /**
@@ -20,5 +21,7 @@ export function createDenoRuntime(): Runtime {
     crypto: createNativeCrypto(),
     clock: systemClock,
     listenUdp: typeof Deno.listenDatagram === "function" ? listenDatagram : listenDgram,
+    listenTcp,
+    dialTcp,
   };
 }

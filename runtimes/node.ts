@@ -2,6 +2,7 @@
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
+import { dialTcp, listenTcp } from "./tcp.ts";
 import { listenUdp } from "./udp.ts";
 
 /** The Runtime for Node.js. */
@@ -12,5 +13,7 @@ export function createNodeRuntime(): Runtime {
     crypto: createNativeCrypto(),
     clock: systemClock,
     listenUdp,
+    listenTcp,
+    dialTcp,
   };
 }

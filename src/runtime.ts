@@ -5,6 +5,7 @@
 import type { Clock } from "./clock.ts";
 import type { Crypto } from "./crypto/index.ts";
 import type { PacketConn } from "./net/packet-conn.ts";
+import type { DialTcp, ListenTcp } from "./net/stream.ts";
 
 /** Where to bind a UDP socket. */
 export interface ListenUdpOptions {
@@ -28,4 +29,8 @@ export interface Runtime {
   readonly clock: Clock;
   /** Opens a UDP socket; rejects when it cannot bind (the port is taken, the address is not local). */
   listenUdp(options: ListenUdpOptions): Promise<PacketConn>;
+  /** Opens a TCP listener (same address rules as `listenUdp`); rejects when it cannot bind. */
+  readonly listenTcp: ListenTcp;
+  /** Opens a TCP connection to an IP address and port; rejects on failure or timeout. */
+  readonly dialTcp: DialTcp;
 }

@@ -1,0 +1,133 @@
+/**
+ * TCP as the core's stream seam (`src/net/stream.ts`), over `node:net`, which Node, Deno
+ * and Bun all provide. Only translation lives here: `Buffer`s become plain `Uint8Array`
+ * views, IPv4-mapped peer addresses become plain IPv4 text, and socket errors (which
+ * would crash the process without a listener) end the connection instead.
+ */
+import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from "node:net";
+import type { Endpoint } from "../src/net/packet-conn.ts";
+import type { DialTcp, ListenTcpOptions, StreamConn, StreamListener } from "../src/net/stream.ts";
+
+const IPV4_MAPPED_PREFIX = "::ffff:";
+
+/** Listens for TCP connections; with no address on "::" (both families), else on the address given. */
+export function listenTcp(options: ListenTcpOptions = {}): Promise<StreamListener> {
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    return Promise.reject(new RangeError(`Expected "port" to be 0 to 65535, got ${port}`));
+  }
+  const address = options.address ?? "::";
+  if (isIP(address) === 0) {
+    return Promise.reject(
+      new SyntaxError(`Expected "address" to be an IP address, got "${address}"`),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    const server = createServer({ noDelay: true });
+    server.once("error", reject);
+    server.listen({ port, host: address }, () => {
+      server.off("error", reject);
+      server.on("error", () => {
+        // Accept errors (EMFILE) are transient: the server keeps listening.
+      });
+      resolve(new TcpListener(server));
+    });
+  });
+}
+
+/** Connects to `to` (IP text only: nothing goes through DNS). */
+export const dialTcp: DialTcp = (to, timeoutMs) => {
+  if (isIP(to.address) === 0) {
+    return Promise.reject(new SyntaxError(`Expected an IP address, got "${to.address}"`));
+  }
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host: to.address, port: to.port, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new Error(`No TCP connection to ${to.address} port ${to.port} within ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    });
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(wrap(socket));
+    });
+  });
+};
+
+class TcpListener implements StreamListener {
+  readonly localPort: number;
+  readonly #server: Server;
+  #closed: Promise<void> | undefined;
+
+  constructor(server: Server) {
+    this.#server = server;
+    const bound = server.address();
+    this.localPort = typeof bound === "object" && bound !== null ? bound.port : 0;
+  }
+
+  onConnection(handler: (conn: StreamConn) => void): void {
+    this.#server.removeAllListeners("connection");
+    this.#server.on("connection", (socket: Socket) => handler(wrap(socket)));
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= new Promise((resolve) => this.#server.close(() => resolve()));
+    return this.#closed;
+  }
+}
+
+/** A connected socket as a StreamConn. */
+function wrap(socket: Socket): StreamConn {
+  let onData: ((data: Uint8Array) => void) | undefined;
+  let onClose: (() => void) | undefined;
+  let closed = false;
+  const remote: Endpoint = {
+    address: unmapIPv4(socket.remoteAddress ?? ""),
+    port: socket.remotePort ?? 0,
+  };
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    onData = undefined;
+    onClose?.();
+  };
+  socket.on("data", (chunk: Uint8Array) => {
+    onData?.(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  });
+  socket.on("error", () => socket.destroy());
+  socket.on("close", finish);
+  socket.on("end", () => socket.end());
+  return {
+    remote,
+    onData(handler) {
+      if (!closed) onData = handler;
+    },
+    onClose(handler) {
+      onClose = handler;
+    },
+    write(data) {
+      if (closed || socket.destroyed || !socket.writable) return;
+      socket.write(data.slice());
+    },
+    close() {
+      if (closed) return;
+      onData = undefined;
+      socket.end();
+      // A peer that never reads must not hold the socket open forever.
+      setTimeout(() => socket.destroy(), 5000).unref?.();
+    },
+  };
+}
+
+function unmapIPv4(address: string): string {
+  if (!address.toLowerCase().startsWith(IPV4_MAPPED_PREFIX)) return address;
+  const rest = address.slice(IPV4_MAPPED_PREFIX.length);
+  return isIP(rest) === 4 ? rest : address;
+}

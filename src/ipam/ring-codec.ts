@@ -1,0 +1,201 @@
+/**
+ * Ring deltas as gossip items, and back. Each item stands alone (it repeats the ring's
+ * range and seeds), so any subset of a delta's items is a delta, as the gossip contract
+ * asks. One item is a CBOR-friendly array:
+ *
+ * ```
+ * [version, rangeStart, rangeEnd, [seed...], [owner...], [token, end, ownerIndex, version, free, ...]]
+ * ```
+ *
+ * Owners are listed once per item and entries point at them, since a key is 44 bytes and
+ * most entries repeat a few owners. `decodeRingItems` checks every field and limit and
+ * throws `RingRejected`; it never trusts a count it has not bounded.
+ */
+import type { PeerKey } from "../mesh/gossip-state.ts";
+import { type AddressRange, IPV4_SPACE, isAddress } from "./address.ts";
+import {
+  IPAM_WIRE_VERSION,
+  MAX_DELTA_ITEMS,
+  MAX_ENTRIES_PER_ITEM,
+  MAX_OWNERS_PER_ITEM,
+  MAX_RING_ENTRIES,
+  MAX_SEEDS,
+} from "./constants.ts";
+import { RingRejected } from "./errors.ts";
+import { isPeerKey } from "./peer-key.ts";
+import {
+  findInvariantViolation,
+  type RingDelta,
+  type RingEntry,
+  sameEntry,
+} from "./ring-entries.ts";
+
+const ITEM_FIELDS = 6;
+const ENTRY_FIELDS = 5;
+
+/**
+ * Items of at most about `maxItemBytes` each (estimated as CBOR would encode them), at
+ * least one entry per item whatever the limit; a delta without entries is one item that
+ * carries only the ring's identity.
+ */
+export function encodeRingItems(delta: RingDelta, maxItemBytes: number): unknown[] {
+  const header =
+    16 + delta.seeds.reduce((sum, seed) => sum + seed.length + 3, 0) + intBytes(delta.range.end);
+  const items: unknown[] = [];
+  let owners: PeerKey[] = [];
+  let flat: number[] = [];
+  let bytes = header;
+  function flush(): void {
+    items.push([
+      IPAM_WIRE_VERSION,
+      delta.range.start,
+      delta.range.end,
+      [...delta.seeds],
+      owners,
+      flat,
+    ]);
+    owners = [];
+    flat = [];
+    bytes = header;
+  }
+  for (const entry of delta.entries) {
+    let ownerIndex = owners.indexOf(entry.owner);
+    const ownerBytes = ownerIndex < 0 ? entry.owner.length + 3 : 0;
+    const entryBytes =
+      intBytes(entry.token) +
+      intBytes(entry.end) +
+      intBytes(owners.length) +
+      intBytes(entry.version) +
+      intBytes(entry.free);
+    const full =
+      flat.length >= ENTRY_FIELDS * MAX_ENTRIES_PER_ITEM || owners.length >= MAX_OWNERS_PER_ITEM;
+    if (flat.length > 0 && (full || bytes + ownerBytes + entryBytes > maxItemBytes)) {
+      flush();
+      ownerIndex = -1;
+    }
+    if (ownerIndex < 0) {
+      ownerIndex = owners.length;
+      owners.push(entry.owner);
+      bytes += entry.owner.length + 3;
+    }
+    flat.push(entry.token, entry.end, ownerIndex, entry.version, entry.free);
+    bytes += entryBytes;
+  }
+  if (flat.length > 0 || items.length === 0) flush();
+  return items;
+}
+
+/** The delta that `items` encode; throws `RingRejected` naming the first problem found. */
+export function decodeRingItems(items: readonly unknown[]): RingDelta {
+  if (!Array.isArray(items) || items.length === 0) malformed("Expected at least one ring item");
+  if (items.length > MAX_DELTA_ITEMS) {
+    throw new RingRejected(
+      "TOO_LARGE",
+      `Ring delta of ${items.length} items exceeds ${MAX_DELTA_ITEMS}`,
+    );
+  }
+  let range: AddressRange | undefined;
+  let seeds: readonly PeerKey[] | undefined;
+  const byToken = new Map<number, RingEntry>();
+  for (const item of items) {
+    const decoded = decodeItem(item);
+    if (range === undefined || seeds === undefined) {
+      range = decoded.range;
+      seeds = decoded.seeds;
+    } else if (
+      range.start !== decoded.range.start ||
+      range.end !== decoded.range.end ||
+      !sameSeeds(seeds, decoded.seeds)
+    ) {
+      malformed("Ring items of one delta disagree on the range or seeds");
+    }
+    for (const entry of decoded.entries) {
+      const known = byToken.get(entry.token);
+      if (known !== undefined && !sameEntry(known, entry)) {
+        malformed(`Ring delta holds two different entries for token ${entry.token}`);
+      }
+      byToken.set(entry.token, entry);
+      if (byToken.size > MAX_RING_ENTRIES) {
+        throw new RingRejected("TOO_LARGE", `Ring delta exceeds ${MAX_RING_ENTRIES} entries`);
+      }
+    }
+  }
+  const entries = [...byToken.values()].sort((a, b) => a.token - b.token);
+  const delta: RingDelta = { range: range!, seeds: seeds!, entries };
+  const violation = findInvariantViolation(entries, delta.range);
+  if (violation !== undefined) throw new RingRejected("OVERLAP", violation);
+  return delta;
+}
+
+function decodeItem(item: unknown): RingDelta {
+  if (!Array.isArray(item) || item.length !== ITEM_FIELDS) {
+    malformed(`Expected a ring item to be an array of ${ITEM_FIELDS}`);
+  }
+  const [version, start, end, seeds, owners, flat] = item as unknown[];
+  if (version !== IPAM_WIRE_VERSION) {
+    malformed(`Unsupported ring item version ${String(version)}, expected ${IPAM_WIRE_VERSION}`);
+  }
+  if (
+    !isAddress(start) ||
+    !Number.isInteger(end) ||
+    (end as number) <= start ||
+    (end as number) > IPV4_SPACE
+  ) {
+    malformed("Ring item has an invalid range");
+  }
+  const range: AddressRange = { start, end: end as number };
+  if (!Array.isArray(seeds) || seeds.length === 0 || seeds.length > MAX_SEEDS) {
+    malformed(`Expected 1 to ${MAX_SEEDS} seeds`);
+  }
+  for (const [i, seed] of seeds.entries()) {
+    if (!isPeerKey(seed)) malformed("Ring item names a seed that is not a peer key");
+    if (i > 0 && seeds[i - 1] >= seed) malformed("Ring item seeds are not sorted and distinct");
+  }
+  if (!Array.isArray(owners) || owners.length > MAX_OWNERS_PER_ITEM || !owners.every(isPeerKey)) {
+    malformed(`Expected at most ${MAX_OWNERS_PER_ITEM} owners, each a peer key`);
+  }
+  if (!Array.isArray(flat) || flat.length % ENTRY_FIELDS !== 0) {
+    malformed(`Expected ring entries as groups of ${ENTRY_FIELDS} numbers`);
+  }
+  if (flat.length > ENTRY_FIELDS * MAX_ENTRIES_PER_ITEM) {
+    throw new RingRejected("TOO_LARGE", `Ring item exceeds ${MAX_ENTRIES_PER_ITEM} entries`);
+  }
+  const entries: RingEntry[] = [];
+  for (let i = 0; i < flat.length; i += ENTRY_FIELDS) {
+    const [token, entryEnd, ownerIndex, entryVersion, free] = flat.slice(i, i + ENTRY_FIELDS);
+    if (!isAddress(token) || !Number.isInteger(entryEnd) || !Number.isInteger(free)) {
+      malformed(`Ring entry ${i / ENTRY_FIELDS} has a non-integer field`);
+    }
+    const owner = Number.isInteger(ownerIndex) ? owners[ownerIndex as number] : undefined;
+    if (typeof owner !== "string") malformed(`Ring entry at ${token} names no listed owner`);
+    if (!Number.isSafeInteger(entryVersion) || (entryVersion as number) < 1) {
+      malformed(`Ring entry at ${token} has an invalid version`);
+    }
+    entries.push({
+      token,
+      end: entryEnd as number,
+      owner,
+      version: entryVersion as number,
+      free: free as number,
+    });
+  }
+  return { range, seeds: seeds as PeerKey[], entries };
+}
+
+/** True when both seed lists name the same peers in the same order. */
+export function sameSeeds(a: readonly PeerKey[], b: readonly PeerKey[]): boolean {
+  return a.length === b.length && a.every((seed, i) => seed === b[i]);
+}
+
+function malformed(message: string): never {
+  throw new RingRejected("MALFORMED", message);
+}
+
+/** Bytes CBOR spends on an unsigned integer. */
+function intBytes(n: number): number {
+  if (n < 24) return 1;
+  if (n < 0x100) return 2;
+  if (n < 0x1_0000) return 3;
+  if (n < 0x1_0000_0000) return 5;
+  return 9;
+}

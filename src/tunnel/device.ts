@@ -109,6 +109,12 @@ export interface DeviceOptions {
    * during the call. Without it such payloads are dropped as "bad-inner-packet".
    */
   readonly onControl?: (publicKey: Uint8Array, payload: Uint8Array, from: Endpoint) => void;
+  /**
+   * Asked when a handshake initiation names a static key that is not a peer: the layer
+   * above may `addPeer` it during the call (the mesh adds members on demand, so a peer of
+   * a large mesh does not derive keys with every member up front).
+   */
+  readonly onUnknownPeer?: (publicKey: Uint8Array) => void;
 }
 
 /** What `onEvent` reports. */
@@ -218,6 +224,7 @@ export class Device {
   readonly #onControl:
     | ((publicKey: Uint8Array, payload: Uint8Array, from: Endpoint) => void)
     | undefined;
+  readonly #onUnknownPeer: ((publicKey: Uint8Array) => void) | undefined;
   readonly #underLoadThreshold: number;
   #local: LocalIdentity;
   #checker: CookieChecker;
@@ -247,9 +254,10 @@ export class Device {
     this.#log = options.log ?? (() => {});
     this.#onEvent = options.onEvent ?? (() => {});
     this.#onControl = options.onControl;
+    this.#onUnknownPeer = options.onUnknownPeer;
     this.#underLoadThreshold =
       options.underLoadHandshakesPerSecond ?? DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND;
-    this.#local = createLocalIdentity(this.#crypto, options.privateKey);
+    this.#local = createLocalIdentity(this.#crypto, options.privateKey.slice()); // ours to wipe on close;
     this.#checker = createCookieChecker(this.#crypto, this.#local.publicKey, this.#clock.now());
     this.#conn.onReceive((data, from) => this.#receive(data, from));
     this.#tun.onPacket((packet) => this.#send(packet));
@@ -302,6 +310,16 @@ export class Device {
       insertAllowedIp(this.#allowedIps, prefix.address, prefix.prefixLength, peer);
     // A persistent keepalive starts at once, as `wg set ... persistent-keepalive` does.
     if (peer.timers.persistentKeepaliveMs > 0 && peer.endpoint) this.#sendKeepalive(peer);
+  }
+
+  /** Replaces a peer's allowed IPs, keeping its sessions (wg set ... allowed-ips). */
+  setAllowedIps(publicKey: Uint8Array, allowedIps: readonly IpPrefix[]): boolean {
+    const peer = this.#peers.get(toHex(publicKey));
+    if (!peer) return false;
+    removeAllowedIpsOf(this.#allowedIps, peer);
+    for (const prefix of allowedIps)
+      insertAllowedIp(this.#allowedIps, prefix.address, prefix.prefixLength, peer);
+    return true;
   }
 
   /** Removes a peer, wiping its keys and freeing its indices and routes. */
@@ -500,12 +518,10 @@ export class Device {
   #receiveInitiation(data: Uint8Array, from: Endpoint): void {
     if (!this.#admitHandshakeMessage(data, from, readUint32(data, INITIATION_SENDER_OFFSET)))
       return;
-    const consumed = consumeInitiation(
-      this.#crypto,
-      this.#local,
-      data,
-      (key) => this.#peers.get(toHex(key))?.remote.staticShared,
-    );
+    const consumed = consumeInitiation(this.#crypto, this.#local, data, (key) => {
+      if (!this.#peers.has(toHex(key))) this.#onUnknownPeer?.(key);
+      return this.#peers.get(toHex(key))?.remote.staticShared;
+    });
     if ("refused" in consumed) {
       this.#drop("handshake-refused");
       this.#log(

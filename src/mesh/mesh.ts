@@ -1,0 +1,916 @@
+/**
+ * A peer of the mesh: one WireGuard Device whose peers are the mesh's members, plus the
+ * machinery that lets members without a direct path reach each other through others.
+ *
+ *   Device ─send(msg, virtual endpoint of P)─► Mesh path choice:
+ *       confirmed direct path to P ─► UDP to P's address
+ *       else next hop H on the shortest path ─► relay frame {P, us, msg} inside H's session
+ *       else P's candidate addresses (the first handshake with a configured peer)
+ *   UDP / relay frame for us ─► Device (authenticates end to end) ─► IP packet ─► Tun
+ *                                                                └► control frame ─► Mesh
+ *
+ * A relay only ever sees the end-to-end WireGuard message, sealed for the destination:
+ * it holds no key of that session, and the destination still checks the inner source
+ * address against the sender's allowed IPs (cryptokey routing is untouched).
+ *
+ * Topology and, later, IPAM and DNS ride on the gossip engine over connections.
+ */
+import type { CancelTimer, Clock } from "../clock.ts";
+import { type Crypto, fromBase64, toBase64, toHex } from "../crypto/index.ts";
+import type { IpPrefix } from "../net/ip.ts";
+import {
+  type Endpoint,
+  endpointKey,
+  type PacketConn,
+  type ReceiveHandler,
+} from "../net/packet-conn.ts";
+import type { Tun } from "../net/tun.ts";
+import { MESSAGE_INITIATION_TYPE } from "../tunnel/constants.ts";
+import { Device, type DeviceEvent, type LogLevel } from "../tunnel/device.ts";
+import type { TimerSettings } from "../tunnel/timers.ts";
+import { DEFAULT_MAX_FRAME_BYTES, fragment, Reassembler } from "./fragments.ts";
+import {
+  DEFAULT_HOP_LIMIT,
+  decodeFrame,
+  encodeFrame,
+  encodeRelay,
+  type Frame,
+  MESH_PROTOCOL_VERSION,
+  PING_NONCE_BYTES,
+} from "./frames.ts";
+import { Gossip, type GossipOptions } from "./gossip.ts";
+import type { GossipChannel, GossipState, PeerKey } from "./gossip-state.ts";
+import {
+  backoffMs,
+  candidateEndpoints,
+  createPeerState,
+  type PeerState,
+  sameEndpoint,
+  virtualPeerKey,
+} from "./peer-state.ts";
+import { computeRoutes, type Routes } from "./routes.ts";
+import type { MeshPeerStatus, MeshStatus } from "./status.ts";
+import { Topology } from "./topology.ts";
+
+export interface MeshOptions {
+  readonly crypto: Crypto;
+  readonly clock: Clock;
+  /** The underlay socket. The mesh owns its receive handler. */
+  readonly conn: PacketConn;
+  readonly privateKey: Uint8Array;
+  /** Where IP packets go; without one the mesh carries only its own datagrams. */
+  readonly tun?: Tun;
+  readonly nickname: string;
+  /** Addresses other peers can reach us at, told in hellos and the topology. */
+  readonly advertise?: readonly Endpoint[];
+  /** The mesh-wide secret mixed into every handshake (admission until invitations exist). */
+  readonly presharedKey?: Uint8Array;
+  /**
+   * Whether a key we have never heard of may handshake with us, and so join. By default
+   * only when a mesh secret (`presharedKey`) is set: the secret is the admission ticket,
+   * as Weave's password is, until invitations replace it.
+   */
+  readonly acceptUnknownPeers?: boolean;
+  /** Random numbers for jitter and peer choice; Math.random by default. */
+  readonly random?: () => number;
+  readonly log?: (level: LogLevel, message: string) => void;
+  readonly timers?: Partial<TimerSettings>;
+  /** Most direct connections to peers learned by gossip (static peers always count). */
+  readonly connectionLimit?: number;
+  /** Largest plaintext of one transport message; bigger control frames are fragmented. */
+  readonly maxFrameBytes?: number;
+  /** This peer's first topology version: must grow across restarts (a clock reading will do). */
+  readonly initialVersion?: number;
+  /** How long a peer that no one can reach is remembered. */
+  readonly forgetAfterMs?: number;
+  readonly gossip?: Partial<Pick<GossipOptions, "intervalMs" | "fanout" | "flushDelayMs">>;
+}
+
+/** A peer the operator names: always kept connected, retried with backoff forever. */
+export interface StaticPeer {
+  readonly publicKey: Uint8Array;
+  readonly endpoint?: Endpoint;
+  readonly allowedIps?: readonly IpPrefix[];
+}
+
+export type DatagramHandler = (
+  from: PeerKey,
+  port: number,
+  data: Uint8Array,
+  info: { readonly broadcast: boolean },
+) => void;
+
+/** Timing of the path machinery; tests may shorten it. */
+const TICK_MS = 250;
+const ACTIVE_PING_MS = 1_000;
+const IDLE_PING_MS = 10_000;
+/** A path in use pings every second; three unanswered pings (~3 s) declare it dead. */
+const MAX_PINGS_OUTSTANDING = 3;
+const ACTIVE_WINDOW_MS = 5_000;
+const HELLO_RETRY_MS = 1_000;
+const ATTEMPT_BASE_MS = 1_000;
+/**
+ * Retries of a direct path back off to this cap while a session exists (a retry is then
+ * a few pings, cheap: a healed partition is found within seconds), and to the longer
+ * one when a retry is a handshake, which costs the other side a few DH operations.
+ */
+const PING_ATTEMPT_CAP_MS = 5_000;
+const ATTEMPT_CAP_MS = 30_000;
+const CANDIDATES_PROBED = 4;
+const FORGET_CHECK_MS = 5_000;
+const PUBLISH_DELAY_MS = 250;
+const DEFAULT_CONNECTION_LIMIT = 64;
+const MAX_PINGS_IN_FLIGHT = 16;
+/** Unknown keys admitted to try a handshake: bounded, and dropped unless it completes. */
+const MAX_TENTATIVE_PEERS = 64;
+const TENTATIVE_TIMEOUT_MS = 15_000;
+
+const NULL_TUN: Tun = {
+  name: "none",
+  mtuBytes: 1420,
+  write: () => {},
+  onPacket: () => {},
+  close: async () => {},
+};
+
+/** Counted reasons for dropping what peers sent us. */
+export type MeshDropReason =
+  | "malformed-frame"
+  | "fragment-error"
+  | "relayed-control"
+  | "unknown-peer"
+  | "relay-unknown-source"
+  | "relay-unknown-destination"
+  | "relay-hop-limit"
+  | "relay-no-route"
+  | "relay-spoofed-source"
+  | "no-path"
+  | "unexpected-pong"
+  | "broadcast-not-from-parent"
+  | "version-mismatch";
+
+export class Mesh {
+  readonly publicKey: Uint8Array;
+  readonly key: PeerKey;
+  readonly device: Device;
+  readonly topology: Topology;
+  readonly gossip: Gossip;
+  readonly #crypto: Crypto;
+  readonly #clock: Clock;
+  readonly #conn: PacketConn;
+  readonly #random: () => number;
+  readonly #log: (level: LogLevel, message: string) => void;
+  readonly #presharedKey: Uint8Array | undefined;
+  readonly #nickname: string;
+  readonly #advertise: readonly Endpoint[];
+  readonly #connectionLimit: number;
+  readonly #acceptUnknownPeers: boolean;
+  /** Keys admitted for a handshake that has not completed yet, with when they came. */
+  readonly #tentative = new Map<PeerKey, number>();
+  readonly #maxFrameBytes: number;
+  readonly #peers = new Map<PeerKey, PeerState>();
+  readonly #allowedIps = new Map<PeerKey, readonly IpPrefix[]>();
+  readonly #reassemblers = new Map<PeerKey, Reassembler>();
+  readonly #drops = new Map<MeshDropReason, number>();
+  readonly #counters = { relayedIn: 0, relayedForwarded: 0, relayedOut: 0, broadcastsIn: 0 };
+  readonly #topologyChannel: GossipChannel<unknown>;
+  #deviceReceive: ReceiveHandler = () => {};
+  #datagramHandler: DatagramHandler = () => {};
+  #routes: Routes | undefined;
+  #routesGeneration = -1;
+  #fragmentId = 0;
+  #publishPending = false;
+  /** Non-static peers connected or being tried, as of the last tick. */
+  #pursued = 0;
+  #lastForgetCheckMs = 0;
+  #cancelTick: CancelTimer | undefined;
+  #closed = false;
+
+  constructor(options: MeshOptions) {
+    this.#crypto = options.crypto;
+    this.#clock = options.clock;
+    this.#conn = options.conn;
+    this.#random = options.random ?? Math.random;
+    this.#log = options.log ?? (() => {});
+    this.#presharedKey = options.presharedKey;
+    this.#nickname = options.nickname;
+    this.#advertise = options.advertise ?? [];
+    this.#connectionLimit = options.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
+    this.#acceptUnknownPeers = options.acceptUnknownPeers ?? options.presharedKey !== undefined;
+    this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.publicKey = this.#crypto.publicKey(options.privateKey);
+    this.key = toBase64(this.publicKey);
+
+    const mesh = this;
+    const deviceConn: PacketConn = {
+      get localPort() {
+        return mesh.#conn.localPort;
+      },
+      send: (data, to) => this.#sendWire(data, to),
+      onReceive: (handler) => {
+        this.#deviceReceive = handler;
+      },
+      close: async () => {},
+    };
+    this.#conn.onReceive((data, from) => this.#deviceReceive(data, from));
+    this.device = new Device({
+      crypto: this.#crypto,
+      clock: this.#clock,
+      conn: deviceConn,
+      tun: options.tun ?? NULL_TUN,
+      privateKey: options.privateKey,
+      timers: options.timers,
+      random: this.#random,
+      log: this.#log,
+      onEvent: (event) => this.#onDeviceEvent(event),
+      onControl: (publicKey, payload, from) => this.#onControl(publicKey, payload, from),
+      onUnknownPeer: (publicKey) => this.#admitUnknown(publicKey),
+    });
+
+    this.topology = new Topology({
+      self: this.key,
+      initialVersion: options.initialVersion ?? Math.max(1, Math.floor(this.#clock.wallNow())),
+      nickname: this.#nickname,
+      clock: this.#clock,
+      forgetAfterMs: options.forgetAfterMs,
+      log: this.#log,
+    });
+    this.gossip = new Gossip({
+      self: this.key,
+      clock: this.#clock,
+      random: this.#random,
+      log: this.#log,
+      ...options.gossip,
+      transport: {
+        neighbours: () => this.#connectedKeys(),
+        send: (peer, message) => this.#sendGossip(peer, message),
+        broadcastChildren: (origin) =>
+          origin === this.key
+            ? this.#connectedKeys()
+            : this.#currentRoutes()
+                .broadcastChildren(origin)
+                .filter((key) => this.#peers.get(key)?.connected),
+        broadcastParent: (origin) => this.#currentRoutes().broadcastParent(origin),
+      },
+    });
+    this.#topologyChannel = this.gossip.channel("topology", this.#topologyState());
+    this.#publishLocal();
+    this.#scheduleTick();
+  }
+
+  /** Adds (or reconfigures) a peer the operator names. */
+  addPeer(config: StaticPeer): void {
+    const key = toBase64(config.publicKey);
+    if (key === this.key) throw new RangeError("A mesh peer cannot be its own peer");
+    const peer = this.#peerFor(key);
+    peer.isStatic = true;
+    if (config.endpoint) peer.configured = [config.endpoint];
+    if (config.allowedIps) {
+      this.#allowedIps.set(key, config.allowedIps);
+      if (peer.inDevice) this.device.setAllowedIps(peer.publicKey, config.allowedIps);
+    }
+    peer.nextAttemptMs = this.#clock.now();
+    this.#materialize(peer);
+    this.#tickPeer(peer, this.#clock.now());
+  }
+
+  /** Sends an application datagram to a member, relayed if need be; false if it is unknown. */
+  sendDatagram(to: PeerKey, port: number, data: Uint8Array): boolean {
+    const peer = this.#peers.get(to);
+    if (!peer || this.#closed) return false;
+    this.#materialize(peer);
+    this.#sendFrame(peer, encodeFrame({ type: "datagram", port, data }));
+    return true;
+  }
+
+  /** Sends a datagram to every reachable member once, along this peer's broadcast tree. */
+  broadcastDatagram(port: number, data: Uint8Array): void {
+    const frame = encodeFrame({
+      type: "broadcast",
+      hopLimit: DEFAULT_HOP_LIMIT,
+      source: this.publicKey,
+      port,
+      data,
+    });
+    for (const child of this.#currentRoutes().broadcastChildren(this.key)) {
+      const peer = this.#peers.get(child);
+      if (peer) this.#sendFrame(peer, frame);
+    }
+  }
+
+  onDatagram(handler: DatagramHandler): void {
+    this.#datagramHandler = handler;
+  }
+
+  /** A named gossip channel for a replicated state (IPAM, DNS). */
+  channel<D>(name: string, state: GossipState<D>): GossipChannel<D> {
+    return this.gossip.channel(name, state);
+  }
+
+  /** Members this peer knows of (excluding itself). */
+  members(): PeerKey[] {
+    return [...this.#peers.keys()];
+  }
+
+  /** What the CLI's `status` prints: every member, its path, and counters. */
+  status(): MeshStatus {
+    const now = this.#clock.now();
+    const routes = this.#currentRoutes();
+    const devicePeers = new Map(this.device.peers().map((p) => [toBase64(p.publicKey), p]));
+    const peers: MeshPeerStatus[] = [];
+    for (const peer of this.#peers.values()) {
+      const device = devicePeers.get(peer.key);
+      const via = routes.via(peer.key);
+      const path = peer.direct
+        ? "direct"
+        : via && via.length > 1 && this.#relayHop(peer.key)
+          ? "relayed"
+          : "unreachable";
+      peers.push({
+        publicKey: peer.key,
+        nickname: peer.nickname || this.topology.entry(peer.key)?.nickname || "",
+        path,
+        endpoint: peer.direct ? endpointKey(peer.direct.endpoint) : undefined,
+        via: path === "relayed" ? via!.slice(0, -1) : [],
+        hops: path === "direct" ? 1 : path === "relayed" ? via!.length : undefined,
+        connected: peer.connected,
+        rttMs: peer.direct?.rttMs,
+        handshakeAgeMs:
+          device?.lastHandshakeMs === undefined ? undefined : now - device.lastHandshakeMs,
+        rxBytes: device?.rxBytes ?? 0,
+        txBytes: device?.txBytes ?? 0,
+      });
+    }
+    peers.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
+    return {
+      publicKey: this.key,
+      nickname: this.#nickname,
+      protocolVersion: MESH_PROTOCOL_VERSION,
+      peers,
+      connections: this.#connectedKeys().length,
+      relayed: { ...this.#counters },
+      drops: Object.fromEntries(this.#drops),
+      deviceDrops: this.device.drops(),
+    };
+  }
+
+  /** Counts of what was dropped, by reason. */
+  drops(): Record<string, number> {
+    return Object.fromEntries(this.#drops);
+  }
+
+  /** Stops timers, wipes keys and closes the underlay socket. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cancelTick?.();
+    this.gossip.close();
+    this.device.close();
+    await this.#conn.close();
+  }
+
+  // ---- peers ---------------------------------------------------------------------------
+
+  #peerFor(key: PeerKey): PeerState {
+    let peer = this.#peers.get(key);
+    if (!peer) {
+      peer = createPeerState(key, fromBase64(key));
+      this.#peers.set(key, peer);
+    }
+    return peer;
+  }
+
+  /** Puts a member into the Device when there is traffic for it (key derivation costs a DH). */
+  #materialize(peer: PeerState): void {
+    if (peer.inDevice) return;
+    this.device.addPeer({
+      publicKey: peer.publicKey,
+      presharedKey: this.#presharedKey,
+      allowedIps: this.#allowedIps.get(peer.key) ?? [],
+      endpoint: peer.virtualEndpoint,
+      roaming: false,
+    });
+    peer.inDevice = true;
+  }
+
+  /** An initiation from a key the Device lacks: admit it if it is a member, or may become one. */
+  #admitUnknown(publicKey: Uint8Array): void {
+    const key = toBase64(publicKey);
+    let peer = this.#peers.get(key);
+    if (!peer) {
+      if (!this.#acceptUnknownPeers || key === this.key) return;
+      if (this.#tentative.size >= MAX_TENTATIVE_PEERS) return;
+      this.#tentative.set(key, this.#clock.now());
+      peer = this.#peerFor(key);
+    }
+    this.#materialize(peer);
+  }
+
+  /** Tentative peers whose handshake never completed (wrong secret, a scan) are dropped. */
+  #expireTentative(now: number): void {
+    for (const [key, since] of this.#tentative) {
+      if (now - since < TENTATIVE_TIMEOUT_MS) continue;
+      this.#tentative.delete(key);
+      const peer = this.#peers.get(key);
+      if (!peer) continue;
+      this.#peers.delete(key);
+      if (peer.inDevice) this.device.removePeer(peer.publicKey);
+    }
+  }
+
+  #connectedKeys(): PeerKey[] {
+    const keys: PeerKey[] = [];
+    for (const peer of this.#peers.values()) if (peer.connected) keys.push(peer.key);
+    return keys;
+  }
+
+  // ---- the path of every WireGuard message ----------------------------------------------
+
+  #sendWire(data: Uint8Array, to: Endpoint): void {
+    if (this.#closed) return;
+    const key = virtualPeerKey(to);
+    if (key === undefined) {
+      this.#conn.send(data, to);
+      return;
+    }
+    const peer = this.#peers.get(key);
+    if (!peer) return;
+    const now = this.#clock.now();
+    peer.lastSentMs = now;
+    if (peer.direct) {
+      this.#conn.send(data, peer.direct.endpoint);
+      return;
+    }
+    const hop = this.#relayHop(key);
+    if (hop) {
+      hop.lastSentMs = now;
+      this.#counters.relayedOut++;
+      this.#sendFrame(hop, encodeRelay(DEFAULT_HOP_LIMIT, peer.publicKey, this.publicKey, data));
+      // A handshake also tries the peer's addresses: it may answer directly.
+      if (data[0] !== MESSAGE_INITIATION_TYPE) return;
+    }
+    const candidates = candidateEndpoints(peer, CANDIDATES_PROBED);
+    if (!hop && candidates.length === 0) this.#drop("no-path");
+    for (const endpoint of candidates) this.#conn.send(data, endpoint);
+  }
+
+  /** The neighbour to hand a message for `key` to, if any path exists. */
+  #relayHop(key: PeerKey): PeerState | undefined {
+    const next = this.#currentRoutes().nextHop(key);
+    if (next === undefined || next === key) return undefined;
+    const hop = this.#peers.get(next);
+    return hop?.direct ? hop : undefined;
+  }
+
+  /** Sends a control frame in the peer's session, in pieces when it is large. */
+  #sendFrame(peer: PeerState, frame: Uint8Array, via?: Endpoint): boolean {
+    this.#materialize(peer);
+    let pieces = [frame];
+    if (frame.length > this.#maxFrameBytes) {
+      this.#fragmentId = (this.#fragmentId + 1) >>> 0;
+      pieces = fragment(frame, this.#fragmentId, this.#maxFrameBytes);
+    }
+    let sent = true;
+    for (const piece of pieces) sent = this.device.sendControl(peer.publicKey, piece, via) && sent;
+    return sent;
+  }
+
+  #sendGossip(key: PeerKey, message: Uint8Array): boolean {
+    const peer = this.#peers.get(key);
+    if (!peer || this.#closed) return false;
+    if (!peer.direct && !this.#relayHop(key)) return false;
+    return this.#sendFrame(peer, encodeFrame({ type: "gossip", message }));
+  }
+
+  // ---- what arrives ---------------------------------------------------------------------
+
+  #onDeviceEvent(event: DeviceEvent): void {
+    const peer = this.#peers.get(toBase64(event.publicKey));
+    if (!peer) return;
+    if (event.type === "source-changed") {
+      if (virtualPeerKey(event.endpoint) === undefined) peer.observed = event.endpoint;
+    } else if (event.type === "handshake-completed") {
+      this.#tentative.delete(peer.key);
+      // A new session may be a restarted peer that lost our hello.
+      peer.helloReceived = false;
+      if (!peer.direct && this.#wantsDirect(peer)) {
+        peer.nextAttemptMs = this.#clock.now();
+        this.#tickPeer(peer, this.#clock.now());
+      }
+    }
+  }
+
+  #onControl(publicKey: Uint8Array, payload: Uint8Array, from: Endpoint): void {
+    const key = toBase64(publicKey);
+    const peer = this.#peers.get(key);
+    if (!peer) {
+      this.#drop("unknown-peer");
+      return;
+    }
+    const decoded = decodeFrame(payload);
+    if ("error" in decoded) {
+      this.#drop("malformed-frame");
+      this.#log("debug", `dropped a frame from ${this.#name(key)}: ${decoded.error}`);
+      return;
+    }
+    if (decoded.type === "fragment") {
+      let reassembler = this.#reassemblers.get(key);
+      if (!reassembler) {
+        reassembler = new Reassembler();
+        this.#reassemblers.set(key, reassembler);
+      }
+      const whole = reassembler.add(
+        decoded.id,
+        decoded.index,
+        decoded.count,
+        decoded.piece,
+        this.#clock.now(),
+      );
+      if (whole === undefined) return;
+      if ("error" in whole) {
+        this.#drop("fragment-error");
+        return;
+      }
+      this.#handleFrame(peer, whole, from);
+      return;
+    }
+    this.#handleFrame(peer, decoded, from);
+  }
+
+  #handleFrame(peer: PeerState, frame: Frame, from: Endpoint): void {
+    const direct = virtualPeerKey(from) === undefined;
+    switch (frame.type) {
+      case "gossip":
+        this.gossip.receive(peer.key, frame.message.slice());
+        return;
+      case "datagram":
+        this.#datagramHandler(peer.key, frame.port, frame.data.slice(), { broadcast: false });
+        return;
+    }
+    // Everything else is between neighbours only: relayed, it would be a confused deputy.
+    if (!direct) {
+      this.#drop("relayed-control");
+      return;
+    }
+    switch (frame.type) {
+      case "ping":
+        this.#sendFrame(
+          peer,
+          encodeFrame({
+            type: "pong",
+            nonce: frame.nonce,
+            helloSeen: peer.helloReceived,
+            observed: from,
+          }),
+          from,
+        );
+        peer.observed = from;
+        if (
+          !peer.direct &&
+          this.#wantsDirect(peer) &&
+          peer.nextAttemptMs > this.#clock.now() + ACTIVE_PING_MS
+        ) {
+          // It reaches us: try the way back now rather than at the next backoff.
+          peer.nextAttemptMs = this.#clock.now();
+          this.#tickPeer(peer, this.#clock.now());
+        }
+        return;
+      case "pong":
+        this.#onPong(peer, frame.nonce, frame.helloSeen, from);
+        return;
+      case "hello":
+        this.#onHello(peer, frame.hello);
+        return;
+      case "relay":
+        this.#onRelay(peer, frame);
+        return;
+      case "broadcast":
+        this.#onBroadcast(peer, frame);
+        return;
+    }
+  }
+
+  #onPong(peer: PeerState, nonce: Uint8Array, helloSeen: boolean, from: Endpoint): void {
+    const id = toHex(nonce);
+    const ping = peer.pings.get(id);
+    if (!ping || !sameEndpoint(ping.endpoint, from)) {
+      this.#drop("unexpected-pong");
+      return;
+    }
+    peer.pings.delete(id);
+    const now = this.#clock.now();
+    peer.helloSeen = helloSeen;
+    if (peer.direct && sameEndpoint(peer.direct.endpoint, from)) {
+      peer.direct.pingsOutstanding = 0;
+      peer.direct.lastPongMs = now;
+      peer.direct.rttMs = now - ping.sentMs;
+      return;
+    }
+    if (peer.direct) return; // a working path already; keep it
+    peer.direct = {
+      endpoint: { address: from.address, port: from.port },
+      pingsOutstanding: 0,
+      lastPingMs: now,
+      lastPongMs: now,
+      rttMs: now - ping.sentMs,
+    };
+    peer.attempts = 0;
+    this.#log("info", `direct path to ${this.#name(peer.key)} at ${endpointKey(from)}`);
+    this.#sendHello(peer, now);
+    this.#maybeConnected(peer);
+  }
+
+  #onHello(
+    peer: PeerState,
+    hello: { version: number; nickname: string; endpoints: readonly Endpoint[] },
+  ): void {
+    if (hello.version !== MESH_PROTOCOL_VERSION) {
+      this.#drop("version-mismatch");
+      if (peer.incompatibleVersion !== hello.version)
+        this.#log(
+          "warn",
+          `peer ${this.#name(peer.key)} speaks mesh protocol version ${hello.version}, we speak ${MESH_PROTOCOL_VERSION}: not connecting to it (upgrade one of them)`,
+        );
+      peer.incompatibleVersion = hello.version;
+      return;
+    }
+    peer.incompatibleVersion = undefined;
+    peer.nickname = hello.nickname;
+    peer.advertised = [...hello.endpoints];
+    peer.helloReceived = true;
+    this.#maybeConnected(peer);
+  }
+
+  #onRelay(
+    hop: PeerState,
+    frame: { hopLimit: number; destination: Uint8Array; source: Uint8Array; message: Uint8Array },
+  ): void {
+    const source = toBase64(frame.source);
+    const destination = toBase64(frame.destination);
+    if (source === this.key || !this.#peers.has(source)) {
+      this.#drop("relay-unknown-source");
+      return;
+    }
+    // The first relay knows who sent the frame: a neighbour may only claim to be itself.
+    if (frame.hopLimit === DEFAULT_HOP_LIMIT && source !== hop.key) {
+      this.#drop("relay-spoofed-source");
+      return;
+    }
+    if (destination === this.key) {
+      this.#counters.relayedIn++;
+      const source_ = this.#peers.get(source)!;
+      this.#materialize(source_);
+      // Copy: the frame is a view into the Device's receive buffer, which this reuses.
+      this.#deviceReceive(frame.message.slice(), source_.virtualEndpoint);
+      return;
+    }
+    const target = this.#peers.get(destination);
+    if (!target) {
+      this.#drop("relay-unknown-destination");
+      return;
+    }
+    if (frame.hopLimit <= 1) {
+      this.#drop("relay-hop-limit");
+      return;
+    }
+    const next = target.direct ? target : this.#relayHop(destination);
+    if (!next || next === hop) {
+      this.#drop("relay-no-route");
+      return;
+    }
+    this.#counters.relayedForwarded++;
+    next.lastSentMs = this.#clock.now();
+    this.#sendFrame(
+      next,
+      encodeRelay(frame.hopLimit - 1, frame.destination, frame.source, frame.message),
+    );
+  }
+
+  #onBroadcast(
+    from: PeerState,
+    frame: { hopLimit: number; source: Uint8Array; port: number; data: Uint8Array },
+  ): void {
+    const source = toBase64(frame.source);
+    const routes = this.#currentRoutes();
+    if (source === this.key || routes.broadcastParent(source) !== from.key) {
+      this.#drop("broadcast-not-from-parent");
+      return;
+    }
+    this.#counters.broadcastsIn++;
+    this.#datagramHandler(source, frame.port, frame.data.slice(), { broadcast: true });
+    if (frame.hopLimit <= 1) return;
+    const forward = encodeFrame({
+      type: "broadcast",
+      ...frame,
+      hopLimit: frame.hopLimit - 1,
+      source: frame.source.slice(),
+    });
+    for (const child of routes.broadcastChildren(source)) {
+      const peer = this.#peers.get(child);
+      if (peer?.direct) this.#sendFrame(peer, forward);
+    }
+  }
+
+  // ---- connections ------------------------------------------------------------------------
+
+  /**
+   * Static peers always; peers learned by gossip while fewer than `connectionLimit` are
+   * pursued (connected or being tried), so a peer of a large mesh does not try everyone.
+   */
+  #wantsDirect(peer: PeerState): boolean {
+    if (peer.isStatic || peer.connected) return true;
+    if (peer.incompatibleVersion !== undefined) return false;
+    if (peer.attempts > 0) return true;
+    if (this.#pursued >= this.#connectionLimit) return false;
+    this.#pursued++;
+    return true;
+  }
+
+  #maybeConnected(peer: PeerState): void {
+    if (peer.connected || !peer.direct || !peer.helloReceived) return;
+    peer.connected = true;
+    this.#log(
+      "info",
+      `connected to ${this.#name(peer.key)} at ${endpointKey(peer.direct.endpoint)}`,
+    );
+    this.#publishLocal();
+    this.gossip.neighbourUp(peer.key);
+  }
+
+  #directLost(peer: PeerState, why: string): void {
+    if (!peer.direct) return;
+    this.#log("info", `direct path to ${this.#name(peer.key)} lost: ${why}`);
+    peer.direct = undefined;
+    peer.pings.clear();
+    peer.nextAttemptMs =
+      this.#clock.now() + backoffMs(0, ATTEMPT_BASE_MS, ATTEMPT_CAP_MS, this.#random);
+    if (peer.connected) {
+      peer.connected = false;
+      this.gossip.neighbourDown(peer.key);
+      this.#publishLocal();
+    }
+  }
+
+  #ping(peer: PeerState, endpoint: Endpoint, now: number): void {
+    if (peer.pings.size >= MAX_PINGS_IN_FLIGHT) {
+      // Forget the oldest: pings to dead candidates must not pile up.
+      const oldest = peer.pings.keys().next().value!;
+      peer.pings.delete(oldest);
+    }
+    const nonce = this.#crypto.randomBytes(PING_NONCE_BYTES);
+    if (!this.#sendFrame(peer, encodeFrame({ type: "ping", nonce }), endpoint)) return;
+    peer.pings.set(toHex(nonce), { endpoint, sentMs: now });
+  }
+
+  #sendHello(peer: PeerState, now: number): void {
+    peer.lastHelloSentMs = now;
+    this.#sendFrame(
+      peer,
+      encodeFrame({
+        type: "hello",
+        hello: {
+          version: MESH_PROTOCOL_VERSION,
+          nickname: this.#nickname,
+          endpoints: this.#advertise,
+          features: [],
+        },
+      }),
+    );
+  }
+
+  #tickPeer(peer: PeerState, now: number): void {
+    if (this.#closed) return;
+    const direct = peer.direct;
+    if (direct) {
+      const active = now - peer.lastSentMs < ACTIVE_WINDOW_MS || direct.pingsOutstanding > 0;
+      if (now - direct.lastPingMs >= (active ? ACTIVE_PING_MS : IDLE_PING_MS)) {
+        if (direct.pingsOutstanding >= MAX_PINGS_OUTSTANDING) {
+          this.#directLost(peer, `no answer to ${MAX_PINGS_OUTSTANDING} pings`);
+          return;
+        }
+        direct.pingsOutstanding++;
+        direct.lastPingMs = now;
+        this.#ping(peer, direct.endpoint, now);
+      }
+      if (!peer.helloSeen && now - peer.lastHelloSentMs >= HELLO_RETRY_MS)
+        this.#sendHello(peer, now);
+      return;
+    }
+    if (now < peer.nextAttemptMs || !this.#wantsDirect(peer)) return;
+    const candidates = candidateEndpoints(peer, CANDIDATES_PROBED);
+    this.#materialize(peer);
+    const hasSession = this.device.hasSession(peer.publicKey);
+    const cap = hasSession ? PING_ATTEMPT_CAP_MS : ATTEMPT_CAP_MS;
+    peer.nextAttemptMs = now + backoffMs(peer.attempts++, ATTEMPT_BASE_MS, cap, this.#random);
+    if (candidates.length === 0) return;
+    if (!hasSession) {
+      // The handshake goes to the candidates (or through a relay); pings follow it.
+      this.device.connect(peer.publicKey);
+      return;
+    }
+    for (const endpoint of candidates) this.#ping(peer, endpoint, now);
+  }
+
+  #scheduleTick(): void {
+    if (this.#closed) return;
+    this.#cancelTick = this.#clock.setTimer(
+      Math.round(TICK_MS * (0.9 + 0.2 * this.#random())),
+      () => {
+        this.#tick();
+        this.#scheduleTick();
+      },
+    );
+  }
+
+  #tick(): void {
+    const now = this.#clock.now();
+    this.#pursued = 0;
+    for (const peer of this.#peers.values())
+      if (!peer.isStatic && (peer.connected || peer.attempts > 0)) this.#pursued++;
+    for (const peer of this.#peers.values()) {
+      if (peer.direct || peer.isStatic || now >= peer.nextAttemptMs) this.#tickPeer(peer, now);
+    }
+    if (now - this.#lastForgetCheckMs >= FORGET_CHECK_MS) {
+      this.#lastForgetCheckMs = now;
+      this.#expireTentative(now);
+      for (const key of this.topology.forgetUnreachable(now)) this.#forget(key);
+    }
+  }
+
+  #forget(key: PeerKey): void {
+    const peer = this.#peers.get(key);
+    if (!peer || peer.isStatic || peer.connected) return;
+    this.#log("info", `forgetting ${this.#name(key)}: unreachable for a long time`);
+    this.#peers.delete(key);
+    this.#reassemblers.delete(key);
+    if (peer.inDevice) this.device.removePeer(peer.publicKey);
+  }
+
+  // ---- topology ---------------------------------------------------------------------------
+
+  /**
+   * Our own entry changes at once (our routes follow it), but goes out at most once per
+   * PUBLISH_DELAY_MS: a peer coming up makes dozens of connections within a second, and
+   * every version broadcast crosses every edge of the mesh.
+   */
+  #publishLocal(): void {
+    const delta = this.topology.setLocal({
+      nickname: this.#nickname,
+      endpoints: [...this.#advertise],
+      connections: this.#connectedKeys().sort(),
+    });
+    if (!delta || this.#publishPending || this.#closed) return;
+    this.#publishPending = true;
+    this.#clock.setTimer(PUBLISH_DELAY_MS, () => {
+      this.#publishPending = false;
+      const own = this.topology.entry(this.key);
+      if (own && !this.#closed) this.#topologyChannel.broadcast(new Map([[this.key, own]]));
+    });
+  }
+
+  /** The topology as the gossip engine sees it: merges also teach us new members. */
+  #topologyState(): GossipState<unknown> {
+    const topology = this.topology as unknown as GossipState<unknown>;
+    return {
+      digest: () => topology.digest(),
+      summary: () => topology.summary(),
+      deltaFor: (theirs) => topology.deltaFor(theirs),
+      encode: (delta, max) => topology.encode(delta, max),
+      decode: (items) => topology.decode(items),
+      merge: (delta, from) => {
+        const changed = topology.merge(delta, from);
+        if (changed) this.#learnMembers();
+        return changed;
+      },
+    };
+  }
+
+  #learnMembers(): void {
+    for (const key of this.topology.peers()) {
+      if (key === this.key) continue;
+      const entry = this.topology.entry(key);
+      const peer = this.#peerFor(key);
+      if (entry) {
+        if (entry.nickname) peer.nickname ||= entry.nickname;
+        peer.advertised = [...entry.endpoints];
+      }
+    }
+  }
+
+  #currentRoutes(): Routes {
+    if (!this.#routes || this.#routesGeneration !== this.topology.generation) {
+      this.#routes = computeRoutes(this.key, this.topology.adjacency());
+      this.#routesGeneration = this.topology.generation;
+    }
+    return this.#routes;
+  }
+
+  #drop(reason: MeshDropReason): void {
+    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
+  }
+
+  #name(key: PeerKey): string {
+    const nickname = this.#peers.get(key)?.nickname;
+    return nickname ? `${nickname} (${key.slice(0, 8)})` : key.slice(0, 8);
+  }
+}

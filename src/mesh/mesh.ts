@@ -119,7 +119,11 @@ const ATTEMPT_CAP_MS = 30_000;
 const CANDIDATES_PROBED = 4;
 const FORGET_CHECK_MS = 5_000;
 const PUBLISH_DELAY_MS = 250;
+const ROUTES_MIN_INTERVAL_MS = 100;
 const DEFAULT_CONNECTION_LIMIT = 64;
+/** Tries of a member learned by gossip before its slot goes to another (about a minute). */
+const MAX_ATTEMPTS = 8;
+const GIVE_UP_MS = 5 * 60_000;
 const MAX_PINGS_IN_FLIGHT = 16;
 /** Unknown keys admitted to try a handshake: bounded, and dropped unless it completes. */
 const MAX_TENTATIVE_PEERS = 64;
@@ -178,10 +182,15 @@ export class Mesh {
   #datagramHandler: DatagramHandler = () => {};
   #routes: Routes | undefined;
   #routesGeneration = -1;
+  #routesComputedMs = Number.NEGATIVE_INFINITY;
+  #routesUrgent = false;
   #fragmentId = 0;
   #publishPending = false;
-  /** Non-static peers connected or being tried, as of the last tick. */
+  /** Peers the tick looks after: static ones, connected ones, and those being tried. */
+  readonly #active = new Set<PeerState>();
+  /** How many of `#active` are not static: bounded by `connectionLimit`. */
   #pursued = 0;
+  #lastPursueScanMs = Number.NEGATIVE_INFINITY;
   #lastForgetCheckMs = 0;
   #cancelTick: CancelTimer | undefined;
   #closed = false;
@@ -263,7 +272,9 @@ export class Mesh {
     const key = toBase64(config.publicKey);
     if (key === this.key) throw new RangeError("A mesh peer cannot be its own peer");
     const peer = this.#peerFor(key);
+    this.#deactivate(peer);
     peer.isStatic = true;
+    this.#activate(peer);
     if (config.endpoint) peer.configured = [config.endpoint];
     if (config.allowedIps) {
       this.#allowedIps.set(key, config.allowedIps);
@@ -413,6 +424,7 @@ export class Mesh {
       this.#tentative.delete(key);
       const peer = this.#peers.get(key);
       if (!peer) continue;
+      this.#deactivate(peer);
       this.#peers.delete(key);
       if (peer.inDevice) this.device.removePeer(peer.publicKey);
     }
@@ -718,12 +730,36 @@ export class Mesh {
    * pursued (connected or being tried), so a peer of a large mesh does not try everyone.
    */
   #wantsDirect(peer: PeerState): boolean {
-    if (peer.isStatic || peer.connected) return true;
+    if (peer.isStatic || peer.connected || this.#active.has(peer)) return true;
     if (peer.incompatibleVersion !== undefined) return false;
-    if (peer.attempts > 0) return true;
     if (this.#pursued >= this.#connectionLimit) return false;
-    this.#pursued++;
+    this.#activate(peer);
     return true;
+  }
+
+  /** Makes a peer one the tick looks after (static, connected, or being tried). */
+  #activate(peer: PeerState): void {
+    if (this.#active.has(peer)) return;
+    this.#active.add(peer);
+    if (!peer.isStatic) this.#pursued++;
+  }
+
+  #deactivate(peer: PeerState): void {
+    if (!this.#active.delete(peer)) return;
+    if (!peer.isStatic) this.#pursued--;
+  }
+
+  /** Fills free connection slots with known members worth trying, at most once a second. */
+  #pursueMore(now: number): void {
+    if (this.#pursued >= this.#connectionLimit || now - this.#lastPursueScanMs < 1_000) return;
+    this.#lastPursueScanMs = now;
+    for (const peer of this.#peers.values()) {
+      if (this.#pursued >= this.#connectionLimit) return;
+      if (this.#active.has(peer) || peer.incompatibleVersion !== undefined) continue;
+      if (now < peer.gaveUpUntilMs || this.#tentative.has(peer.key)) continue;
+      if (candidateEndpoints(peer, 1).length === 0) continue;
+      this.#activate(peer);
+    }
   }
 
   #maybeConnected(peer: PeerState): void {
@@ -797,6 +833,13 @@ export class Mesh {
       return;
     }
     if (now < peer.nextAttemptMs || !this.#wantsDirect(peer)) return;
+    if (!peer.isStatic && peer.attempts >= MAX_ATTEMPTS) {
+      // Give the slot to another member; this one may be tried again later.
+      peer.attempts = 0;
+      peer.gaveUpUntilMs = now + GIVE_UP_MS;
+      this.#deactivate(peer);
+      return;
+    }
     const candidates = candidateEndpoints(peer, CANDIDATES_PROBED);
     this.#materialize(peer);
     const hasSession = this.device.hasSession(peer.publicKey);
@@ -824,11 +867,9 @@ export class Mesh {
 
   #tick(): void {
     const now = this.#clock.now();
-    this.#pursued = 0;
-    for (const peer of this.#peers.values())
-      if (!peer.isStatic && (peer.connected || peer.attempts > 0)) this.#pursued++;
-    for (const peer of this.#peers.values()) {
-      if (peer.direct || peer.isStatic || now >= peer.nextAttemptMs) this.#tickPeer(peer, now);
+    this.#pursueMore(now);
+    for (const peer of [...this.#active]) {
+      if (peer.direct || now >= peer.nextAttemptMs) this.#tickPeer(peer, now);
     }
     if (now - this.#lastForgetCheckMs >= FORGET_CHECK_MS) {
       this.#lastForgetCheckMs = now;
@@ -841,6 +882,7 @@ export class Mesh {
     const peer = this.#peers.get(key);
     if (!peer || peer.isStatic || peer.connected) return;
     this.#log("info", `forgetting ${this.#name(key)}: unreachable for a long time`);
+    this.#deactivate(peer);
     this.#peers.delete(key);
     this.#reassemblers.delete(key);
     if (peer.inDevice) this.device.removePeer(peer.publicKey);
@@ -854,6 +896,7 @@ export class Mesh {
    * every version broadcast crosses every edge of the mesh.
    */
   #publishLocal(): void {
+    this.#routesUrgent = true;
     const delta = this.topology.setLocal({
       nickname: this.#nickname,
       endpoints: [...this.#advertise],
@@ -879,14 +922,14 @@ export class Mesh {
       decode: (items) => topology.decode(items),
       merge: (delta, from) => {
         const changed = topology.merge(delta, from);
-        if (changed) this.#learnMembers();
+        if (changed) this.#learnMembers(changed as ReadonlyMap<PeerKey, unknown>);
         return changed;
       },
     };
   }
 
-  #learnMembers(): void {
-    for (const key of this.topology.peers()) {
+  #learnMembers(changed: ReadonlyMap<PeerKey, unknown>): void {
+    for (const key of changed.keys()) {
       if (key === this.key) continue;
       const entry = this.topology.entry(key);
       const peer = this.#peerFor(key);
@@ -897,10 +940,22 @@ export class Mesh {
     }
   }
 
+  /**
+   * Routes follow the topology, recomputed at most every ROUTES_MIN_INTERVAL_MS while
+   * gossip streams in (a 1,000-peer mesh changes many times a second while it forms),
+   * but at once when our own connections change: a lost next hop must not be used.
+   */
   #currentRoutes(): Routes {
-    if (!this.#routes || this.#routesGeneration !== this.topology.generation) {
+    const now = this.#clock.now();
+    if (
+      !this.#routes ||
+      (this.#routesGeneration !== this.topology.generation &&
+        (this.#routesUrgent || now - this.#routesComputedMs >= ROUTES_MIN_INTERVAL_MS))
+    ) {
       this.#routes = computeRoutes(this.key, this.topology.adjacency());
       this.#routesGeneration = this.topology.generation;
+      this.#routesComputedMs = now;
+      this.#routesUrgent = false;
     }
     return this.#routes;
   }

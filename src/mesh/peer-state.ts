@@ -46,6 +46,8 @@ export interface PeerState {
   connected: boolean;
   attempts: number;
   nextAttemptMs: number;
+  /** A member learned by gossip that never answered is left alone until then. */
+  gaveUpUntilMs: number;
   /** Last time anything was sent towards this peer (direct or relayed), for ping pacing. */
   lastSentMs: number;
   inDevice: boolean;
@@ -72,6 +74,7 @@ export function createPeerState(key: PeerKey, publicKey: Uint8Array): PeerState 
     connected: false,
     attempts: 0,
     nextAttemptMs: 0,
+    gaveUpUntilMs: 0,
     lastSentMs: Number.NEGATIVE_INFINITY,
     inDevice: false,
   };

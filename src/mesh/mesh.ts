@@ -577,14 +577,11 @@ export class Mesh {
           from,
         );
         peer.observed = from;
-        if (
-          !peer.direct &&
-          this.#wantsDirect(peer) &&
-          peer.nextAttemptMs > this.#clock.now() + ACTIVE_PING_MS
-        ) {
-          // It reaches us: try the way back now rather than at the next backoff.
-          peer.nextAttemptMs = this.#clock.now();
-          this.#tickPeer(peer, this.#clock.now());
+        if (!peer.direct && this.#clock.now() - peer.lastReversePingMs >= ACTIVE_PING_MS) {
+          // It reaches us: check the way back at once, whatever our own connection limit
+          // (an inbound connection is the other side's choice; the limit is for ours).
+          peer.lastReversePingMs = this.#clock.now();
+          this.#ping(peer, from, this.#clock.now());
         }
         return;
       case "pong":
@@ -627,6 +624,7 @@ export class Mesh {
       rttMs: now - ping.sentMs,
     };
     peer.attempts = 0;
+    this.#activate(peer);
     this.#log("info", `direct path to ${this.#name(peer.key)} at ${endpointKey(from)}`);
     this.#sendHello(peer, now);
     this.#maybeConnected(peer);

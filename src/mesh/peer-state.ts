@@ -41,6 +41,8 @@ export interface PeerState {
   /** The peer said (in a pong) that it has our hello. */
   helloSeen: boolean;
   lastHelloSentMs: number;
+  /** When we last answered its ping with one of ours, to confirm the way back. */
+  lastReversePingMs: number;
   /** A hello of another protocol version was seen; logged once. */
   incompatibleVersion: number | undefined;
   connected: boolean;
@@ -70,6 +72,7 @@ export function createPeerState(key: PeerKey, publicKey: Uint8Array): PeerState 
     helloReceived: false,
     helloSeen: false,
     lastHelloSentMs: Number.NEGATIVE_INFINITY,
+    lastReversePingMs: Number.NEGATIVE_INFINITY,
     incompatibleVersion: undefined,
     connected: false,
     attempts: 0,

@@ -71,7 +71,8 @@ export interface MeshSim {
 }
 
 export function addressOf(index: number): string {
-  return `198.18.${index >> 8}.${(index & 255) + 1}`;
+  const host = index + 1;
+  return `198.18.${host >> 8}.${host & 255}`;
 }
 
 export function createMeshSim(options: MeshSimOptions): MeshSim {

@@ -469,9 +469,12 @@ export class Mesh {
   /** The neighbour to hand a message for `key` to, if any path exists. */
   #relayHop(key: PeerKey): PeerState | undefined {
     const next = this.#currentRoutes().nextHop(key);
-    if (next === undefined || next === key) return undefined;
-    const hop = this.#peers.get(next);
-    return hop?.direct ? hop : undefined;
+    const hop = next === undefined || next === key ? undefined : this.#peers.get(next);
+    if (hop?.direct) return hop;
+    // No route yet (gossip has not caught up): answer the way its relay frames came.
+    const back = this.#peers.get(key)?.relayedVia;
+    const via = back === undefined || back === key ? undefined : this.#peers.get(back);
+    return via?.direct ? via : undefined;
   }
 
   /** Sends a control frame in the peer's session, in pieces when it is large. */
@@ -657,23 +660,34 @@ export class Mesh {
   ): void {
     const source = toBase64(frame.source);
     const destination = toBase64(frame.destination);
-    if (source === this.key || !this.#peers.has(source)) {
+    if (source === this.key) {
       this.#drop("relay-unknown-source");
       return;
     }
-    // The first relay knows who sent the frame: a neighbour may only claim to be itself.
+    // Only members use relays: the first relay checks that the neighbour (authenticated by
+    // its session) sends as itself; later relays trust the members before them, and the
+    // destination authenticates the end-to-end message anyway.
     if (frame.hopLimit === DEFAULT_HOP_LIMIT && source !== hop.key) {
       this.#drop("relay-spoofed-source");
       return;
     }
     if (destination === this.key) {
+      // A member gossip has not told us about yet may be new: admit it to try a handshake.
+      if (!this.#peers.has(source)) this.#admitUnknown(frame.source);
+      const from = this.#peers.get(source);
+      if (!from) {
+        this.#drop("relay-unknown-source");
+        return;
+      }
       this.#counters.relayedIn++;
-      const source_ = this.#peers.get(source)!;
-      this.#materialize(source_);
+      from.relayedVia = hop.key;
+      this.#materialize(from);
       // Copy: the frame is a view into the Device's receive buffer, which this reuses.
-      this.#deviceReceive(frame.message.slice(), source_.virtualEndpoint);
+      this.#deviceReceive(frame.message.slice(), from.virtualEndpoint);
       return;
     }
+    const sender = this.#peers.get(source);
+    if (sender) sender.relayedVia = hop.key;
     const target = this.#peers.get(destination);
     if (!target) {
       this.#drop("relay-unknown-destination");

@@ -32,6 +32,8 @@ export interface PeerState {
   configured: Endpoint[];
   /** From its hello and its topology entry. */
   advertised: Endpoint[];
+  /** The neighbour its relay frames last came through: a way back before routes know it. */
+  relayedVia: PeerKey | undefined;
   /** Where its authenticated packets last came from directly. */
   observed: Endpoint | undefined;
   direct: DirectPath | undefined;
@@ -67,6 +69,7 @@ export function createPeerState(key: PeerKey, publicKey: Uint8Array): PeerState 
     configured: [],
     advertised: [],
     observed: undefined,
+    relayedVia: undefined,
     direct: undefined,
     pings: new Map(),
     helloReceived: false,

@@ -51,7 +51,7 @@ export function formatStatus(status: MeshStatus): string {
   for (const p of status.peers) {
     const path =
       p.path === "direct"
-        ? `direct ${p.endpoint}${p.rttMs === undefined ? "" : ` rtt ${p.rttMs} ms`}`
+        ? `direct ${p.endpoint}${p.rttMs === undefined ? "" : ` rtt ${p.rttMs.toFixed(1)} ms`}`
         : p.path === "relayed"
           ? `relayed via ${p.via.map(name).join(" > ")} (${p.hops} hops)`
           : "unreachable";

@@ -25,9 +25,21 @@ export interface TestHost {
   exec(command: string, args: string[], input?: string): string;
 }
 
+/** A veth link between two test hosts: each end's address on its own /30. */
+export interface HostLink {
+  readonly addressA: string;
+  readonly addressB: string;
+}
+
 export interface TestNetwork {
   /** Creates a namespace linked by veth to the root namespace, on its own /30. */
   addHost(label: string): TestHost;
+  /**
+   * Links two hosts directly by veth on a new /30: a segment only they share. A host may
+   * have several, and namespaces do not forward, so hosts on different segments have
+   * no route to each other.
+   */
+  linkHosts(a: TestHost, b: TestHost): HostLink;
   /** Removes every namespace and link made by this network; safe to call twice. */
   cleanup(): void;
 }
@@ -39,6 +51,7 @@ export function createTestNetwork(label: string): TestNetwork {
   const links: string[] = [];
   // A random /24 per network, a /30 per host within it.
   const subnet = 1 + (randomBytes(1)[0]! % 250);
+  // Each host and each host-to-host link takes the next /30.
   let hosts = 0;
 
   return {
@@ -63,6 +76,23 @@ export function createTestNetwork(label: string): TestNetwork {
       exec("ip", ["link", "set", inside, "up"]);
       exec("ip", ["link", "set", "lo", "up"]);
       return { namespace, address, peerAddress, exec };
+    },
+    linkHosts(a, b) {
+      const index = hosts++;
+      const endA = `wt${tag}${index}a`.slice(0, 15);
+      const endB = `wt${tag}${index}b`.slice(0, 15);
+      const addressA = `10.213.${subnet}.${index * 4 + 1}`;
+      const addressB = `10.213.${subnet}.${index * 4 + 2}`;
+      // Created in the root namespace, then both ends moved: it goes with either namespace.
+      sh("ip", ["link", "add", endA, "type", "veth", "peer", "name", endB]);
+      links.push(endA);
+      sh("ip", ["link", "set", endA, "netns", a.namespace]);
+      sh("ip", ["link", "set", endB, "netns", b.namespace]);
+      a.exec("ip", ["addr", "add", `${addressA}/30`, "dev", endA]);
+      a.exec("ip", ["link", "set", endA, "up"]);
+      b.exec("ip", ["addr", "add", `${addressB}/30`, "dev", endB]);
+      b.exec("ip", ["link", "set", endB, "up"]);
+      return { addressA, addressB };
     },
     cleanup() {
       for (const link of links.splice(0)) {

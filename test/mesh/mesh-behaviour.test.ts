@@ -101,12 +101,7 @@ describe("mesh behaviour", () => {
       hello: { version: 1, nickname: "future", endpoints: [], features: [] },
     });
     future[3] = 2; // the version byte
-    for (let i = 0; i < 5; i++)
-      b.mesh.device.sendControl(
-        a.publicKey,
-        future,
-        { address: b.address, port: 51820 } && undefined,
-      );
+    for (let i = 0; i < 5; i++) b.mesh.device.sendControl(a.publicKey, future);
     sim.run(500);
     const lines = a.logs.filter((l) => /speaks mesh protocol version 2, we speak 1/.test(l));
     assert.equal(lines.length, 1, a.logs.join("\n"));

@@ -37,6 +37,7 @@ import {
   type Frame,
   MESH_PROTOCOL_VERSION,
   PING_NONCE_BYTES,
+  RELAY_HEADER_BYTES,
 } from "./frames.ts";
 import { Gossip, type GossipOptions } from "./gossip.ts";
 import type { GossipChannel, GossipState, PeerKey } from "./gossip-state.ts";
@@ -119,6 +120,8 @@ const ATTEMPT_CAP_MS = 30_000;
 const CANDIDATES_PROBED = 4;
 const FORGET_CHECK_MS = 5_000;
 const PUBLISH_DELAY_MS = 250;
+/** A transport message's header (16) and authentication tag (16). */
+const TRANSPORT_OVERHEAD_BYTES = 32;
 const ROUTES_MIN_INTERVAL_MS = 100;
 const DEFAULT_CONNECTION_LIMIT = 64;
 /** Tries of a member learned by gossip before its slot goes to another (about a minute). */
@@ -172,11 +175,18 @@ export class Mesh {
   /** Keys admitted for a handshake that has not completed yet, with when they came. */
   readonly #tentative = new Map<PeerKey, number>();
   readonly #maxFrameBytes: number;
+  readonly #relayedMaxFrameBytes: number;
   readonly #peers = new Map<PeerKey, PeerState>();
   readonly #allowedIps = new Map<PeerKey, readonly IpPrefix[]>();
   readonly #reassemblers = new Map<PeerKey, Reassembler>();
   readonly #drops = new Map<MeshDropReason, number>();
-  readonly #counters = { relayedIn: 0, relayedForwarded: 0, relayedOut: 0, broadcastsIn: 0 };
+  readonly #counters = {
+    relayedIn: 0,
+    relayedForwarded: 0,
+    relayedOut: 0,
+    broadcastsIn: 0,
+    reassembled: 0,
+  };
   readonly #topologyChannel: GossipChannel<unknown>;
   #deviceReceive: ReceiveHandler = () => {};
   #datagramHandler: DatagramHandler = () => {};
@@ -207,6 +217,9 @@ export class Mesh {
     this.#connectionLimit = options.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
     this.#acceptUnknownPeers = options.acceptUnknownPeers ?? options.presharedKey !== undefined;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    // Relay header, transport header and tag around it, and padding to 16 bytes.
+    this.#relayedMaxFrameBytes =
+      Math.floor((this.#maxFrameBytes - RELAY_HEADER_BYTES - TRANSPORT_OVERHEAD_BYTES) / 16) * 16;
     this.publicKey = this.#crypto.publicKey(options.privateKey);
     this.key = toBase64(this.publicKey);
 
@@ -480,10 +493,13 @@ export class Mesh {
   /** Sends a control frame in the peer's session, in pieces when it is large. */
   #sendFrame(peer: PeerState, frame: Uint8Array, via?: Endpoint): boolean {
     this.#materialize(peer);
+    // Relayed, the sealed piece travels inside a relay frame that must fit one piece too:
+    // cut it smaller here, so relays forward without splitting and reassembling.
+    const max = peer.direct || via ? this.#maxFrameBytes : this.#relayedMaxFrameBytes;
     let pieces = [frame];
-    if (frame.length > this.#maxFrameBytes) {
+    if (frame.length > max) {
       this.#fragmentId = (this.#fragmentId + 1) >>> 0;
-      pieces = fragment(frame, this.#fragmentId, this.#maxFrameBytes);
+      pieces = fragment(frame, this.#fragmentId, max);
     }
     let sent = true;
     for (const piece of pieces) sent = this.device.sendControl(peer.publicKey, piece, via) && sent;
@@ -546,6 +562,7 @@ export class Mesh {
         this.#drop("fragment-error");
         return;
       }
+      this.#counters.reassembled++;
       this.#handleFrame(peer, whole, from);
       return;
     }

@@ -36,6 +36,8 @@ export interface MeshStatus {
     readonly relayedForwarded: number;
     readonly relayedOut: number;
     readonly broadcastsIn: number;
+    /** Frames put back together from pieces (a relay should see none: senders cut small). */
+    readonly reassembled: number;
   };
   readonly drops: Readonly<Record<string, number>>;
   readonly deviceDrops: Readonly<Record<string, number>>;

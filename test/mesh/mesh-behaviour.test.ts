@@ -65,6 +65,33 @@ describe("mesh behaviour", () => {
     await sim.close();
   });
 
+  test("a large datagram to a relayed peer is cut so relays never split it again", async () => {
+    const sim = createMeshSim({
+      crypto: native,
+      seed: SEED,
+      count: 3,
+      staticPeers: (i) => (i === 1 ? [] : [1]),
+      recordSends: true,
+    });
+    const [a, b, c] = sim.peers as [SimPeer, SimPeer, SimPeer];
+    sim.cut(0, 2);
+    sim.run(3_000);
+    a.mesh.sendDatagram(c.key, 1, new Uint8Array([0]));
+    sim.run(500);
+    const before = a.sent.length;
+    const big = new Uint8Array(1400).map((_, i) => i & 255);
+    a.mesh.sendDatagram(c.key, 1, big);
+    const sent = a.sent.slice(before);
+    // Two end-to-end pieces, each in one relay frame that fits one datagram.
+    assert.equal(sent.length, 2, `sent ${sent.map((d) => d.data.length).join(", ")}`);
+    for (const { data } of sent) assert.ok(data.length <= 1440, `a ${data.length}-byte datagram`);
+    sim.run(500);
+    assert.deepEqual(c.received.at(-1)?.data, big);
+    assert.equal(b.mesh.status().relayed.reassembled, 0, "the relay forwarded whole frames");
+    assert.ok(c.mesh.status().relayed.reassembled >= 1, "the destination reassembled");
+    await sim.close();
+  });
+
   test("a broadcast reaches every other peer exactly once, along the trees", async () => {
     const n = 10;
     const sim = createMeshSim({

@@ -336,6 +336,14 @@ export class Mesh {
     return [...this.#peers.keys()];
   }
 
+  /** Members that messages can reach now, directly or through relays. */
+  reachable(): PeerKey[] {
+    const routes = this.#currentRoutes();
+    return [...this.#peers.values()]
+      .filter((peer) => peer.direct || this.#relayHop(peer.key) || routes.hops(peer.key))
+      .map((peer) => peer.key);
+  }
+
   /** What the CLI's `status` prints: every member, its path, and counters. */
   status(): MeshStatus {
     const now = this.#clock.now();

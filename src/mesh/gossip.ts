@@ -347,9 +347,9 @@ export class Gossip {
     this.#sendDelta(channel, from, channel.state.deltaFor(theirs));
   }
 
-  #onDelta(channel: Channel, from: PeerKey, items: readonly unknown[]): void {
+  /** Decodes and merges items, counting the outcome; null when nothing changed or refused. */
+  #merge(channel: Channel, from: PeerKey, items: readonly unknown[]): unknown {
     const merges = this.#stats.merges[channel.name]!;
-    const before = this.#hasTrees() ? channel.state.summary() : undefined;
     let changed: unknown;
     try {
       changed = channel.state.merge(channel.state.decode(items), from);
@@ -358,13 +358,17 @@ export class Gossip {
       merges.rejected++;
       this.#drop("rejected");
       this.#log("debug", `gossip ${channel.name} from ${from} rejected: ${error.message}`);
-      return;
+      return null;
     }
-    if (changed === null) {
-      merges.unchanged++;
-      return;
-    }
-    merges.changed++;
+    if (changed === null) merges.unchanged++;
+    else merges.changed++;
+    return changed;
+  }
+
+  #onDelta(channel: Channel, from: PeerKey, items: readonly unknown[]): void {
+    const before = this.#hasTrees() ? channel.state.summary() : undefined;
+    const changed = this.#merge(channel, from, items);
+    if (changed === null) return;
     // Learned by anti-entropy (a heal, a join): pass it on as our own broadcast.
     if (!before) {
       this.#enqueue(channel, changed, from);
@@ -411,22 +415,8 @@ export class Gossip {
    * of the topology disagree cannot make it circulate.
    */
   #onTree(channel: Channel, from: PeerKey, origin: PeerKey, items: readonly unknown[]): void {
-    const merges = this.#stats.merges[channel.name]!;
-    let changed: unknown;
-    try {
-      changed = channel.state.merge(channel.state.decode(items), from);
-    } catch (error) {
-      if (!(error instanceof GossipRejected)) throw error;
-      merges.rejected++;
-      this.#drop("rejected");
-      this.#log("debug", `gossip ${channel.name} from ${from} rejected: ${error.message}`);
-      return;
-    }
-    if (changed === null) {
-      merges.unchanged++;
-      return;
-    }
-    merges.changed++;
+    const changed = this.#merge(channel, from, items);
+    if (changed === null) return;
     if (origin === this.#self || this.#transport.broadcastParent?.(origin) !== from) return;
     this.#enqueueTree(channel, changed, origin, from);
   }

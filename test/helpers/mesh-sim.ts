@@ -199,3 +199,17 @@ export function createMeshSim(options: MeshSimOptions): MeshSim {
   };
   return sim;
 }
+
+/**
+ * The relay fixture: A and C know only B, and A-C is cut both ways, so everything between
+ * A and C goes through B. Runs `settleMs` so the three are connected and know each other.
+ */
+export function createRelayLine(
+  options: Omit<MeshSimOptions, "count" | "staticPeers"> & { settleMs?: number },
+): { sim: MeshSim; a: SimPeer; b: SimPeer; c: SimPeer } {
+  const sim = createMeshSim({ ...options, count: 3, staticPeers: (i) => (i === 1 ? [] : [1]) });
+  sim.cut(0, 2);
+  sim.run(options.settleMs ?? 3_000);
+  const [a, b, c] = sim.peers as [SimPeer, SimPeer, SimPeer];
+  return { sim, a, b, c };
+}

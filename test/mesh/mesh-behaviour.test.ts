@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { encodeFrame } from "../../src/mesh/frames.ts";
 import { backoffMs } from "../../src/mesh/peer-state.ts";
 import { formatStatus } from "../../src/mesh/status.ts";
-import { createMeshSim, type SimPeer } from "../helpers/mesh-sim.ts";
+import { createMeshSim, createRelayLine, type SimPeer } from "../helpers/mesh-sim.ts";
 import { providers } from "../helpers/providers.ts";
 
 const native = providers[1]![1];
@@ -18,15 +18,7 @@ const pathOf = (from: SimPeer, to: SimPeer) =>
 
 describe("mesh behaviour", () => {
   test("traffic moves to a direct path when one appears, and back to the relay when it breaks", async () => {
-    const sim = createMeshSim({
-      crypto: native,
-      seed: SEED,
-      count: 3,
-      staticPeers: (i) => (i === 1 ? [] : [1]),
-    });
-    const [a, b, c] = sim.peers as [SimPeer, SimPeer, SimPeer];
-    sim.cut(0, 2);
-    sim.run(3_000);
+    const { sim, a, b, c } = createRelayLine({ crypto: native, seed: SEED });
     a.mesh.sendDatagram(c.key, 1, new Uint8Array([1]));
     sim.run(1_000);
     assert.equal(pathOf(a, c), "relayed", "relayed while A-C is cut");
@@ -66,16 +58,7 @@ describe("mesh behaviour", () => {
   });
 
   test("a large datagram to a relayed peer is cut so relays never split it again", async () => {
-    const sim = createMeshSim({
-      crypto: native,
-      seed: SEED,
-      count: 3,
-      staticPeers: (i) => (i === 1 ? [] : [1]),
-      recordSends: true,
-    });
-    const [a, b, c] = sim.peers as [SimPeer, SimPeer, SimPeer];
-    sim.cut(0, 2);
-    sim.run(3_000);
+    const { sim, a, b, c } = createRelayLine({ crypto: native, seed: SEED, recordSends: true });
     a.mesh.sendDatagram(c.key, 1, new Uint8Array([0]));
     sim.run(500);
     const before = a.sent.length;
@@ -156,15 +139,7 @@ describe("mesh behaviour", () => {
   });
 
   test("status says how each peer is reached", async () => {
-    const sim = createMeshSim({
-      crypto: native,
-      seed: SEED,
-      count: 3,
-      staticPeers: (i) => (i === 1 ? [] : [1]),
-    });
-    const [a, b, c] = sim.peers as [SimPeer, SimPeer, SimPeer];
-    sim.cut(0, 2);
-    sim.run(3_000);
+    const { sim, a, b, c } = createRelayLine({ crypto: native, seed: SEED });
     a.mesh.sendDatagram(c.key, 1, new Uint8Array([1]));
     sim.run(1_000);
     const status = a.mesh.status();

@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { toHex } from "../../src/crypto/index.ts";
 import { encodeFrame, encodeRelay } from "../../src/mesh/frames.ts";
 import { createRandom } from "../../src/sim/random.ts";
-import { createMeshSim, type SimPeer } from "../helpers/mesh-sim.ts";
+import { createRelayLine, type SimPeer } from "../helpers/mesh-sim.ts";
 import { providers } from "../helpers/providers.ts";
 
 const native = providers[1]![1];
@@ -23,17 +23,7 @@ function totalDrops(peer: SimPeer): number {
   ].reduce((a, b) => a + b, 0);
 }
 
-function line() {
-  const sim = createMeshSim({
-    crypto: native,
-    seed: SEED,
-    count: 3,
-    staticPeers: (i) => (i === 1 ? [] : [1]),
-  });
-  sim.cut(0, 2);
-  sim.run(5_000);
-  return { sim, a: sim.peers[0]!, b: sim.peers[1]!, c: sim.peers[2]! };
-}
+const line = () => createRelayLine({ crypto: native, seed: SEED, settleMs: 5_000 });
 
 /** What must not change in B: its view of the mesh and its connections. */
 function snapshot(peer: SimPeer) {
@@ -136,16 +126,12 @@ describe("mesh bad input", () => {
   });
 
   test("replayed datagrams carrying relay frames are dropped by the hop's replay window", async () => {
-    const sim = createMeshSim({
+    const { sim, a, b, c } = createRelayLine({
       crypto: native,
       seed: SEED,
-      count: 3,
-      staticPeers: (i) => (i === 1 ? [] : [1]),
       recordSends: true,
+      settleMs: 5_000,
     });
-    sim.cut(0, 2);
-    sim.run(5_000);
-    const [a, b, c] = sim.peers as [SimPeer, SimPeer, SimPeer];
     a.mesh.sendDatagram(c.key, 3, new Uint8Array([1]));
     sim.run(500);
     assert.equal(c.received.filter((r) => r.from === a.key).length, 1);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { equalBytes, toHex } from "../../src/crypto/index.ts";
 import { createRandom } from "../../src/sim/random.ts";
-import { createMeshSim, type MeshSim, type SimPeer } from "../helpers/mesh-sim.ts";
+import { createMeshSim, createRelayLine, type MeshSim, type SimPeer } from "../helpers/mesh-sim.ts";
 import { udpPacket } from "../helpers/packets.ts";
 import { providers } from "../helpers/providers.ts";
 
@@ -74,15 +74,7 @@ function onlyLinks(sim: MeshSim, open: (a: number, b: number) => boolean) {
 describe("mesh simulation", () => {
   test("line A-B-C with A-C blocked: traffic flows both ways through B, which never holds A-C keys", () =>
     withSeed("line", async (seed) => {
-      const sim = createMeshSim({
-        crypto: native,
-        seed,
-        count: 3,
-        staticPeers: (i) => (i === 1 ? [] : [1]),
-      });
-      const [a, b, c] = sim.peers as [SimPeer, SimPeer, SimPeer];
-      sim.cut(0, 2);
-      sim.run(3_000);
+      const { sim, a, b, c } = createRelayLine({ crypto: native, seed });
       for (let i = 0; i < 20; i++) {
         a.mesh.sendDatagram(c.key, 1, new Uint8Array([i]));
         c.mesh.sendDatagram(a.key, 2, new Uint8Array([i]));
@@ -111,15 +103,7 @@ describe("mesh simulation", () => {
 
   test("a relayed IP packet still obeys cryptokey routing at the destination", () =>
     withSeed("cryptokey", async (seed) => {
-      const sim = createMeshSim({
-        crypto: native,
-        seed,
-        count: 3,
-        staticPeers: (i) => (i === 1 ? [] : [1]),
-      });
-      const [a, , c] = sim.peers as [SimPeer, SimPeer, SimPeer];
-      sim.cut(0, 2);
-      sim.run(3_000);
+      const { sim, a, c } = createRelayLine({ crypto: native, seed });
       const A_IP = new Uint8Array([10, 0, 0, 1]);
       const C_IP = new Uint8Array([10, 0, 0, 3]);
       a.mesh.addPeer({ publicKey: c.publicKey, allowedIps: [{ address: C_IP, prefixLength: 32 }] });

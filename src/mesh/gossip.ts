@@ -410,15 +410,19 @@ export class Gossip {
   }
 
   /**
-   * A tree broadcast: merged always; forwarded to our children in the origin's tree only
-   * when it came from our parent there and changed something, so even peers whose views
-   * of the topology disagree cannot make it circulate.
+   * A tree broadcast: merged always; what changed us goes on to our children in the
+   * origin's tree (each peer gets it once when views agree, at most a few times when
+   * they do not).
    */
   #onTree(channel: Channel, from: PeerKey, origin: PeerKey, items: readonly unknown[]): void {
     const changed = this.#merge(channel, from, items);
-    if (changed === null) return;
-    if (origin === this.#self || this.#transport.broadcastParent?.(origin) !== from) return;
-    this.#enqueueTree(channel, changed, origin, from);
+    if (changed === null || origin === this.#self) return;
+    // Forwarding only what changed us is what makes this loop-free, even when views of
+    // the topology disagree. An origin our routes do not know yet (it just joined, or our
+    // routes lag the gossip) has no tree here: pass the change to every other neighbour.
+    if (this.#transport.broadcastParent?.(origin) === undefined)
+      this.#enqueue(channel, changed, from);
+    else this.#enqueueTree(channel, changed, origin, from);
   }
 
   /** Sends a change everywhere: along our own tree when the mesh has trees, else flooding. */

@@ -4,8 +4,8 @@
  * mesh), and relying on IP fragmentation fails behind many NATs and firewalls, so the
  * mesh never sends a transport message larger than `maxFrameBytes` of plaintext.
  *
- * Reassembly is bounded: a few frames in progress per peer, each at most 255 pieces of a
- * frame of at most 64 KiB, forgotten after a timeout. A lost piece loses the frame; the
+ * Reassembly is bounded: at most 64 frames and 1 MiB in progress per peer, each frame at
+ * most 255 pieces and 64 KiB, forgotten after a timeout. A lost piece loses the frame; the
  * protocols above (gossip anti-entropy, retransmitted pings) recover.
  */
 import { type DecodedFrame, decodeFrame, encodeFrame, FRAME_HEADER_BYTES } from "./frames.ts";
@@ -13,7 +13,13 @@ import { type DecodedFrame, decodeFrame, encodeFrame, FRAME_HEADER_BYTES } from 
 /** Plaintext that fits a 1500-byte underlay without IP fragmentation, over IPv4 or IPv6. */
 export const DEFAULT_MAX_FRAME_BYTES = 1408;
 const PIECE_OVERHEAD = FRAME_HEADER_BYTES + 6;
-const MAX_IN_PROGRESS = 4;
+/**
+ * A full-state sync of a large mesh is many 32 KiB gossip messages sent back to back, whose
+ * pieces interleave on arrival: a handful of frames in progress is too few (a 1,000-peer
+ * topology is ten messages). Bounded by count and by bytes held per peer instead.
+ */
+const MAX_IN_PROGRESS = 64;
+const MAX_HELD_BYTES = 1 << 20;
 const MAX_REASSEMBLED_BYTES = FRAME_HEADER_BYTES + 0xffff;
 
 /** Splits an encoded frame into fragment frames of at most `maxFrameBytes`, or returns it alone. */
@@ -61,12 +67,11 @@ export class Reassembler {
     this.#expire(now);
     let frame = this.#inProgress.get(id);
     if (!frame) {
-      if (this.#inProgress.size >= MAX_IN_PROGRESS) {
-        // Make room by dropping the oldest: a stalled frame must not block new ones.
-        const oldest = [...this.#inProgress.entries()].sort(
-          (a, b) => a[1].startedMs - b[1].startedMs,
-        )[0]!;
-        this.#inProgress.delete(oldest[0]);
+      // Make room by dropping the oldest (Maps iterate in insertion order): a stalled
+      // frame must not block new ones.
+      while (this.#inProgress.size >= MAX_IN_PROGRESS || this.#heldBytes() > MAX_HELD_BYTES) {
+        const oldest = this.#inProgress.keys().next().value!;
+        this.#inProgress.delete(oldest);
       }
       frame = { count, pieces: new Array(count), received: 0, bytes: 0, startedMs: now };
       this.#inProgress.set(id, frame);
@@ -95,6 +100,12 @@ export class Reassembler {
     if ("type" in decoded && decoded.type === "fragment")
       return { error: "a fragment inside a fragment" };
     return decoded;
+  }
+
+  #heldBytes(): number {
+    let bytes = 0;
+    for (const frame of this.#inProgress.values()) bytes += frame.bytes;
+    return bytes;
   }
 
   /** Frames waiting for pieces. */

@@ -123,6 +123,8 @@ const PUBLISH_DELAY_MS = 250;
 /** A transport message's header (16) and authentication tag (16). */
 const TRANSPORT_OVERHEAD_BYTES = 32;
 const ROUTES_MIN_INTERVAL_MS = 100;
+/** How long the relay a peer's frames came by stands in for a route to it. */
+const RELAYED_VIA_TRUST_MS = 10_000;
 const DEFAULT_CONNECTION_LIMIT = 64;
 /** Tries of a member learned by gossip before its slot goes to another (about a minute). */
 const MAX_ATTEMPTS = 8;
@@ -340,7 +342,7 @@ export class Mesh {
   reachable(): PeerKey[] {
     const routes = this.#currentRoutes();
     return [...this.#peers.values()]
-      .filter((peer) => peer.direct || this.#relayHop(peer.key) || routes.hops(peer.key))
+      .filter((peer) => peer.direct || routes.hops(peer.key) !== undefined)
       .map((peer) => peer.key);
   }
 
@@ -492,8 +494,11 @@ export class Mesh {
     const next = this.#currentRoutes().nextHop(key);
     const hop = next === undefined || next === key ? undefined : this.#peers.get(next);
     if (hop?.direct) return hop;
-    // No route yet (gossip has not caught up): answer the way its relay frames came.
-    const back = this.#peers.get(key)?.relayedVia;
+    // No route yet (gossip has not caught up): answer the way its relay frames came,
+    // for a little while only (after a partition that way is as dead as the route).
+    const peer = this.#peers.get(key);
+    if (!peer || this.#clock.now() - peer.relayedViaMs > RELAYED_VIA_TRUST_MS) return undefined;
+    const back = peer.relayedVia;
     const via = back === undefined || back === key ? undefined : this.#peers.get(back);
     return via?.direct ? via : undefined;
   }
@@ -706,13 +711,17 @@ export class Mesh {
       }
       this.#counters.relayedIn++;
       from.relayedVia = hop.key;
+      from.relayedViaMs = this.#clock.now();
       this.#materialize(from);
       // Copy: the frame is a view into the Device's receive buffer, which this reuses.
       this.#deviceReceive(frame.message.slice(), from.virtualEndpoint);
       return;
     }
     const sender = this.#peers.get(source);
-    if (sender) sender.relayedVia = hop.key;
+    if (sender) {
+      sender.relayedVia = hop.key;
+      sender.relayedViaMs = this.#clock.now();
+    }
     const target = this.#peers.get(destination);
     if (!target) {
       this.#drop("relay-unknown-destination");

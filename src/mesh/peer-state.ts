@@ -34,6 +34,7 @@ export interface PeerState {
   advertised: Endpoint[];
   /** The neighbour its relay frames last came through: a way back before routes know it. */
   relayedVia: PeerKey | undefined;
+  relayedViaMs: number;
   /** Where its authenticated packets last came from directly. */
   observed: Endpoint | undefined;
   direct: DirectPath | undefined;
@@ -70,6 +71,7 @@ export function createPeerState(key: PeerKey, publicKey: Uint8Array): PeerState 
     advertised: [],
     observed: undefined,
     relayedVia: undefined,
+    relayedViaMs: Number.NEGATIVE_INFINITY,
     direct: undefined,
     pings: new Map(),
     helloReceived: false,

@@ -16,6 +16,8 @@ export interface NameSource {
   lookup(name: string): readonly { readonly address: string }[];
   reverseLookup(address: string): readonly { readonly name: string }[];
   hasNamesBelow(name: string): boolean;
+  /** A number that changes whenever any answer would: lets the server cache encoded answers. */
+  generation?(): number;
 }
 
 export interface AnswerConfig {

@@ -29,6 +29,10 @@ export const DEFAULT_TTL_SECONDS = 5;
  * server choose less): 4,096 avoids IP fragmentation on common paths, as BIND's default does.
  */
 export const MAX_UDP_ANSWER_BYTES = 4096;
+/** Encoded answers the server keeps for repeated queries (`answer-cache.ts`); full means emptied. */
+export const MAX_CACHED_ANSWERS = 4096;
+/** Queries larger than this are answered afresh: typical queries are well under 100 bytes. */
+export const MAX_CACHED_QUERY_BYTES = 512;
 /** How long the forwarder waits for one upstream before trying the next (per transport). */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 2000;
 /** Forwarded queries in flight at once; beyond that, queries get SERVFAIL at once. */
@@ -41,6 +45,9 @@ export const TCP_IDLE_TIMEOUT_MS = 10_000;
 export const MAX_TCP_QUERIES_IN_FLIGHT = 16;
 
 // --- the entry CRDT ---
+
+/** The gossip channel the entries replicate on. */
+export const DNS_CHANNEL = "dns";
 
 /** How long a tombstone is kept after this replica learned of it (see entries.ts). */
 export const TOMBSTONE_TTL_MS = 60 * 60_000;

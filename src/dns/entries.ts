@@ -126,6 +126,8 @@ export class DnsEntries implements GossipState<DnsDelta> {
   readonly #byAddress = new Map<string, Map<string, DnsRecord>>();
   /** Tombstones in the order learned (the clock is monotonic, so also by expiry). */
   #tombstones: { owner: PeerKey; key: string; version: number; learnedAt: number }[] = [];
+  /** Counts changes to the live records, so servers know when cached answers are stale. */
+  #generation = 0;
 
   constructor(options: DnsEntriesOptions) {
     this.#self = options.self;
@@ -192,6 +194,11 @@ export class DnsEntries implements GossipState<DnsDelta> {
     const bytes = parseIp(address);
     if (bytes === undefined) return [];
     return [...(this.#byAddress.get(formatIp(bytes))?.values() ?? [])];
+  }
+
+  /** Changes whenever a lookup's result may have: for caches of answers. */
+  generation(): number {
+    return this.#generation;
   }
 
   /** Every entry held, tombstones included, with owner and age: for `weft dns ls`. */
@@ -372,6 +379,7 @@ export class DnsEntries implements GossipState<DnsDelta> {
   }
 
   #index(owner: PeerKey, entry: DnsEntry): void {
+    this.#generation++;
     const record: DnsRecord = { name: entry.name, address: entry.address, owner };
     indexAdd(this.#byName, entry.name, `${owner} ${entry.address}`, record);
     indexAdd(this.#byAddress, entry.address, `${owner} ${entry.name}`, record);
@@ -379,6 +387,7 @@ export class DnsEntries implements GossipState<DnsDelta> {
 
   #unindex(owner: PeerKey, entry: DnsEntry): void {
     if (entry.deleted) return;
+    this.#generation++;
     indexDelete(this.#byName, entry.name, `${owner} ${entry.address}`);
     indexDelete(this.#byAddress, entry.address, `${owner} ${entry.name}`);
   }

@@ -10,6 +10,11 @@ export {
 export type { DnsChunk, DnsDelta, DnsEntry } from "./entry-wire.ts";
 export { createForwarder, type Forwarder, type ForwarderOptions } from "./forwarder.ts";
 export { isInZone, normaliseName } from "./names.ts";
+export {
+  type ChannelProvider,
+  type DnsReplication,
+  replicateDns,
+} from "./replicate.ts";
 export { parseResolvConf } from "./resolv-conf.ts";
 export { addressOfReverseName, reverseNameOf, reverseZoneOf } from "./reverse-names.ts";
 export {

@@ -8,6 +8,7 @@
  * a handler:
  *
  *   datagram/stream -> decodeMessage -> answerQuery -> answer | forward -> fit -> send
+ *                   \-> answer cache (same query bytes, same names) -----------/
  */
 import type { CancelTimer, Clock } from "../clock.ts";
 import type { IpPrefix } from "../net/ip.ts";
@@ -22,6 +23,14 @@ import {
   RCODE,
   reply,
 } from "./answer.ts";
+import {
+  type AnswerCache,
+  cachedAnswer,
+  cacheKey,
+  createAnswerCache,
+  keepAnswer,
+  replayAnswer,
+} from "./answer-cache.ts";
 import {
   CLASSIC_UDP_BYTES,
   DEFAULT_DOMAIN,
@@ -62,6 +71,11 @@ export interface DnsServerOptions {
   readonly forwarder?: Forwarder;
   /** For the order of addresses; `Math.random` when absent (load balancing, not security). */
   readonly random?: () => number;
+  /**
+   * Replays encoded answers to repeated queries until the names change (`answer-cache.ts`);
+   * true by default, when `names` has `generation`. False answers each query afresh.
+   */
+  readonly cacheAnswers?: boolean;
 }
 
 /** Running totals, for metrics. */
@@ -89,6 +103,7 @@ export class DnsServer {
   readonly #config: AnswerConfig;
   readonly #forwarder: Forwarder | undefined;
   readonly #clients = new Set<StreamConn>();
+  readonly #cache: AnswerCache | undefined;
   #closed = false;
   #counters = {
     queries: 0,
@@ -121,6 +136,8 @@ export class DnsServer {
       reverseRanges: options.reverseRanges ?? [],
       random: options.random ?? Math.random,
     };
+    const cacheable = options.cacheAnswers !== false && options.names.generation !== undefined;
+    this.#cache = cacheable ? createAnswerCache() : undefined;
     this.#udp.onReceive((data, from) => {
       const outcome = this.#safeHandle(data.slice(), "udp");
       if (outcome instanceof Promise)
@@ -169,6 +186,16 @@ export class DnsServer {
 
   #handle(bytes: Uint8Array, transport: Transport): Outcome | Promise<Outcome> {
     this.#counters.queries++;
+    const generation = this.#names.generation?.() ?? 0;
+    const key = this.#cache && cacheKey(bytes, transport);
+    if (key !== undefined) {
+      const cached = cachedAnswer(this.#cache!, key, generation);
+      if (cached !== undefined) {
+        this.#counters.answered++;
+        if (cached.truncated) this.#counters.truncated++;
+        return replayAnswer(cached, (bytes[0]! << 8) | bytes[1]!, this.#config.random);
+      }
+    }
     const decoded = decodeMessage(bytes);
     if (!decoded.ok) {
       this.#counters.malformed++;
@@ -182,7 +209,10 @@ export class DnsServer {
     if (route.kind === "drop") return this.#dropped();
     if (route.kind === "answer") {
       this.#counters.answered++;
-      return this.#fit(route.response, query, limit);
+      const answer = this.#fit(route.response, query, limit);
+      if (key !== undefined && answer !== undefined)
+        keepAnswer(this.#cache!, key, generation, answer);
+      return answer;
     }
     if (this.#forwarder === undefined) return this.#fit(reply(query, RCODE.REFUSED), query, limit);
     this.#counters.forwarded++;

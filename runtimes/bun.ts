@@ -2,6 +2,7 @@
 /// <reference path="./bun.d.ts" />
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
+import { createFileStore } from "./file-store.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
 import { dialTcp, listenTcp } from "./tcp.ts";
 import { listenUdp } from "./udp.ts";
@@ -19,5 +20,6 @@ export function createBunRuntime(): Runtime {
     listenUdp,
     listenTcp,
     dialTcp,
+    openStore: (directory) => createFileStore(directory),
   };
 }

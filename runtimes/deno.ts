@@ -3,6 +3,7 @@
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { listenUdp as listenDatagram } from "./deno-udp.ts";
+import { createFileStore } from "./file-store.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
 import { dialTcp, listenTcp } from "./tcp.ts";
 import { listenUdp as listenDgram } from "./udp.ts";
@@ -23,5 +24,6 @@ export function createDenoRuntime(): Runtime {
     listenUdp: typeof Deno.listenDatagram === "function" ? listenDatagram : listenDgram,
     listenTcp,
     dialTcp,
+    openStore: (directory) => createFileStore(directory),
   };
 }

@@ -1,6 +1,7 @@
 /** The Node.js adapter: maps Node's APIs onto the core's seams. */
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
+import { createFileStore } from "./file-store.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
 import { dialTcp, listenTcp } from "./tcp.ts";
 import { listenUdp } from "./udp.ts";
@@ -15,5 +16,6 @@ export function createNodeRuntime(): Runtime {
     listenUdp,
     listenTcp,
     dialTcp,
+    openStore: (directory) => createFileStore(directory),
   };
 }

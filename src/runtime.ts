@@ -6,6 +6,7 @@ import type { Clock } from "./clock.ts";
 import type { Crypto } from "./crypto/index.ts";
 import type { PacketConn } from "./net/packet-conn.ts";
 import type { DialTcp, ListenTcp } from "./net/stream.ts";
+import type { Store } from "./store.ts";
 
 /** Where to bind a UDP socket. */
 export interface ListenUdpOptions {
@@ -33,4 +34,6 @@ export interface Runtime {
   readonly listenTcp: ListenTcp;
   /** Opens a TCP connection to an IP address and port; rejects on failure or timeout. */
   readonly dialTcp: DialTcp;
+  /** Opens the Store of a state directory (created if missing); throws a `StoreError` when it cannot. */
+  openStore(directory: string): Store;
 }

@@ -24,6 +24,7 @@
  */
 import type { CancelTimer, Clock } from "../clock.ts";
 import type { GossipState, PeerKey } from "../mesh/gossip-state.ts";
+import type { Store } from "../store.ts";
 import {
   type Address,
   type AddressRange,
@@ -36,14 +37,18 @@ import {
   DONATION_RETRY_MS,
   DONOR_BACKOFF_MS,
   FREE_REPORT_DELAY_MS,
+  IPAM_STORE_NAME,
+  MAX_HANDLE_LENGTH,
 } from "./constants.ts";
 import { chooseDonation } from "./donation.ts";
 import { IpamError } from "./errors.ts";
 import { decodeIpamMessage, encodeIpamMessage } from "./messages.ts";
-import { PaxosNode, type SeedSet } from "./paxos.ts";
+import { type AcceptorState, PaxosNode, type SeedSet } from "./paxos.ts";
+import { chooseHeir, type Removal } from "./reclaim.ts";
 import { Ring } from "./ring.ts";
 import type { RingDelta } from "./ring-entries.ts";
 import { Space } from "./space.ts";
+import { decodeIpamState, encodeIpamState, type IpamSnapshot } from "./state-codec.ts";
 
 /** How this peer's ring comes to exist. */
 export type Bootstrap =
@@ -78,6 +83,13 @@ export interface AllocatorOptions {
   readonly random?: () => number;
   /** Called with every unicast message refused as malformed, for logs and counters. */
   readonly onBadMessage?: (from: PeerKey, error: string) => void;
+  /**
+   * Where the ring, the allocations and the Paxos acceptor's promises survive a restart.
+   * Loaded once by the constructor (which throws an `IpamError` "STATE_INVALID" for a
+   * saved state it cannot use); saved after every change, before anything that depends
+   * on the change leaves this peer and before `allocate` resolves.
+   */
+  readonly store?: Store;
 }
 
 export interface AllocatorStatus {
@@ -128,6 +140,8 @@ export class Allocator {
   #donationsGiven = 0;
   #badMessages = 0;
   #closed = false;
+  /** The acceptor state last saved, to save again only when Paxos changed it. */
+  #savedAcceptor: AcceptorState = { promised: null, accepted: null };
 
   constructor(options: AllocatorOptions) {
     this.me = options.me;
@@ -150,6 +164,7 @@ export class Allocator {
       },
     } satisfies GossipState<RingDelta>;
 
+    const restored = this.#restore();
     const { bootstrap } = options;
     if (bootstrap.kind === "seed") {
       this.#seed([this.me]);
@@ -160,7 +175,17 @@ export class Allocator {
         quorum: bootstrap.quorum,
         clock: options.clock,
         random: options.random ?? Math.random,
+        acceptorState: restored?.acceptor,
         send: (to, paxos) => {
+          // A promise or acceptance must be on disk before anyone hears of it.
+          const acceptor = this.#paxos?.acceptorState();
+          if (
+            acceptor !== undefined &&
+            (acceptor.promised !== this.#savedAcceptor.promised ||
+              acceptor.accepted !== this.#savedAcceptor.accepted)
+          ) {
+            this.#persist();
+          }
           options.link.unicast(to, encodeIpamMessage({ kind: "paxos", paxos }));
         },
         onDecide: (seeds) => this.#seed(seeds),
@@ -201,6 +226,7 @@ export class Allocator {
     this.#byHandle.delete(handle);
     this.#byAddress.delete(address);
     this.#space.release(address);
+    this.#persist();
     this.#scheduleFreeReport();
     return true;
   }
@@ -238,13 +264,37 @@ export class Allocator {
     else this.#paxos?.receive(from, message.paxos);
   }
 
+  /**
+   * Reclaims `dead`, a peer that is gone for good (`weft rmpeer`): records its removal
+   * with the heir `chooseHeir` names, which then takes its ranges over (at once, if the
+   * heir is us). The addresses `dead` handed out become free at the heir, so use it only
+   * for a peer that will never come back with its state; if it does, it refuses to
+   * allocate. Running it on both sides of a partition names the same heir.
+   */
+  removePeer(dead: PeerKey): Removal {
+    const refuse = (why: string) =>
+      new IpamError("CANNOT_REMOVE", `Cannot remove peer ${dead}: ${why}`);
+    if (this.#closed) throw new IpamError("CLOSED", "Allocator is closed");
+    if (dead === this.me) throw refuse("it is this peer; run rmpeer on another peer");
+    if (!this.ring.isSeeded()) throw refuse("the ring is not seeded yet");
+    const removed = new Set(this.ring.removals().map((r) => r.dead));
+    const heir = chooseHeir(dead, this.ring.seeds, this.ring.entries(), removed);
+    if (heir === undefined) throw refuse("no other peer owns space to inherit its ranges");
+    const delta = this.ring.remove({ dead, heir, by: this.me });
+    this.#ringChanged();
+    this.#options.link.broadcast(delta);
+    return this.ring.removalOf(dead)!;
+  }
+
   /** Writes current free counts into our ring entries and broadcasts them, now. */
   reportFree(): void {
     this.#reportTimer?.();
     this.#reportTimer = undefined;
     if (this.#closed) return;
     const changed = this.ring.reportFree((start, end) => this.#space.freeIn(start, end));
-    if (changed !== null) this.#options.link.broadcast(changed);
+    if (changed === null) return;
+    this.#persist();
+    this.#options.link.broadcast(changed);
   }
 
   status(): AllocatorStatus {
@@ -283,6 +333,11 @@ export class Allocator {
 
   #request(handle: string, address: Address | undefined): Promise<Address> {
     if (this.#closed) return Promise.reject(new IpamError("CLOSED", "Allocator is closed"));
+    if (typeof handle !== "string" || handle.length === 0 || handle.length > MAX_HANDLE_LENGTH) {
+      return Promise.reject(
+        new RangeError(`Expected "handle" of 1 to ${MAX_HANDLE_LENGTH} characters`),
+      );
+    }
     if (this.#options.bootstrap.kind === "observer") {
       return Promise.reject(
         new IpamError(
@@ -291,6 +346,8 @@ export class Allocator {
         ),
       );
     }
+    const removed = this.#removedError();
+    if (removed !== undefined) return Promise.reject(removed);
     return new Promise<Address>((resolve, reject) => {
       const outcome = this.#tryServe(handle, address);
       if (outcome instanceof IpamError) return reject(outcome);
@@ -312,6 +369,8 @@ export class Allocator {
 
   /** The address to hand out now, an error to fail with now, or undefined to wait. */
   #tryServe(handle: string, address: Address | undefined): Address | IpamError | undefined {
+    const removed = this.#removedError();
+    if (removed !== undefined) return removed;
     const held = this.#byHandle.get(handle);
     if (held !== undefined) {
       if (address === undefined || address === held) return held;
@@ -354,6 +413,7 @@ export class Allocator {
   #record(handle: string, address: Address): void {
     this.#byHandle.set(handle, address);
     this.#byAddress.set(address, handle);
+    this.#persist();
     this.#scheduleFreeReport();
   }
 
@@ -417,53 +477,150 @@ export class Allocator {
     });
   }
 
-  /** The reachable peer reporting most free space, skipping recently asked ones if we can. */
+  /**
+   * A reachable peer reporting free space, drawn with odds proportional to what it
+   * reports, skipping recently asked ones if we can. Drawn rather than the largest:
+   * when many peers want space at once (a mesh started together), they would all ask
+   * the same donor, which can halve its space only so often before the next round.
+   */
   #chooseDonor(): PeerKey | undefined {
     const free = this.ring.freeByPeer();
     const now = this.#options.clock.now();
-    let best: { peer: PeerKey; free: number; fresh: boolean } | undefined;
+    const fresh: [PeerKey, number][] = [];
+    const stale: [PeerKey, number][] = [];
     for (const peer of this.#options.link.reachablePeers()) {
       const reported = free.get(peer) ?? 0;
-      if (peer === this.me || reported < 2) continue;
-      const fresh = now - (this.#askedAt.get(peer) ?? Number.NEGATIVE_INFINITY) >= DONOR_BACKOFF_MS;
-      const better =
-        best === undefined ||
-        (fresh && !best.fresh) ||
-        (fresh === best.fresh &&
-          (reported > best.free || (reported === best.free && peer < best.peer)));
-      if (better) best = { peer, free: reported, fresh };
+      if (peer === this.me || reported < 2 || this.ring.removalOf(peer)) continue;
+      const asked = this.#askedAt.get(peer) ?? Number.NEGATIVE_INFINITY;
+      (now - asked >= DONOR_BACKOFF_MS ? fresh : stale).push([peer, reported]);
     }
-    return best?.peer;
+    const candidates = (fresh.length > 0 ? fresh : stale).sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    const total = candidates.reduce((sum, [, reported]) => sum + reported, 0);
+    let point = (this.#options.random ?? Math.random)() * total;
+    for (const [peer, reported] of candidates) {
+      point -= reported;
+      if (point < 0) return peer;
+    }
+    return candidates[candidates.length - 1]?.[0];
   }
 
   #donateTo(peer: PeerKey): void {
-    if (this.#options.bootstrap.kind === "observer" || !this.ring.isSeeded() || peer === this.me)
+    if (
+      this.#options.bootstrap.kind === "observer" ||
+      !this.ring.isSeeded() ||
+      peer === this.me ||
+      this.ring.removalOf(this.me) !== undefined
+    )
       return;
     const block = chooseDonation(this.#space.donatableRanges(), this.ring.rangesOf(this.me));
     if (block === undefined) return;
     const delta = this.ring.grant(block, peer, (start, end) => this.#space.freeIn(start, end));
     this.#space.setOwned(this.ring.rangesOf(this.me));
     this.#donationsGiven++;
+    // Saved before the grant leaves: a restart must never reclaim what was given away.
+    this.#persist();
     this.#options.link.broadcast(delta);
   }
 
   #seed(seeds: SeedSet): void {
     if (this.ring.isSeeded() || this.#closed) return;
-    const delta = this.ring.seed(seeds, (start, end) => {
-      // Seeded space is all free but for the range's network and broadcast addresses.
-      let free = end - start;
-      if (start === this.range.start) free--;
-      if (end === this.range.end) free--;
-      return Math.max(0, free);
-    });
+    const delta = this.ring.seed(seeds, (start, end) => this.#unusedFree(start, end));
     this.#ringChanged();
     this.#options.link.broadcast(delta);
   }
 
   #ringChanged(): void {
     if (this.ring.isSeeded()) this.#paxos?.stop();
+    const inherited = this.#takeOverInherited();
     this.#space.setOwned(this.ring.rangesOf(this.me));
+    this.#persist();
+    for (const delta of inherited) this.#options.link.broadcast(delta);
     if (this.#waiting.length > 0) this.#serveWaiting();
+  }
+
+  /** Takes over the entries of removed peers whose heir we are; the deltas to gossip. */
+  #takeOverInherited(): RingDelta[] {
+    if (this.ring.removalOf(this.me) !== undefined || this.#closed) return [];
+    const deltas: RingDelta[] = [];
+    for (const { dead } of this.ring.removals()) {
+      if (this.ring.heirOf(dead) !== this.me) continue;
+      const delta = this.ring.takeOver(dead, (start, end) => this.#unusedFree(start, end));
+      if (delta !== null) deltas.push(delta);
+    }
+    return deltas;
+  }
+
+  /** Free addresses in space no one uses yet: all but the range's network and broadcast. */
+  #unusedFree(start: Address, end: number): number {
+    let free = end - start;
+    if (start === this.range.start) free--;
+    if (end === this.range.end) free--;
+    return Math.max(0, free);
+  }
+
+  /** Why this peer may not allocate: it was removed; undefined otherwise. */
+  #removedError(): IpamError | undefined {
+    const removal = this.ring.removalOf(this.me);
+    if (removal === undefined) return undefined;
+    return new IpamError(
+      "REMOVED",
+      `This peer was removed from the mesh (rmpeer ran on ${removal.by}) and its ranges now ` +
+        `belong to ${this.ring.heirOf(this.me) ?? removal.heir}, which may hand out the addresses ` +
+        "this peer had: it refuses to allocate. Start it with a new key and no saved IPAM state " +
+        "to rejoin",
+    );
+  }
+
+  /** Loads the saved state into the ring and space; throws when it cannot be used. */
+  #restore(): IpamSnapshot | undefined {
+    const { store } = this.#options;
+    const bytes = store?.load(IPAM_STORE_NAME);
+    if (bytes === undefined) return undefined;
+    const decoded = decodeIpamState(bytes, { me: this.me, range: this.range });
+    if (!decoded.ok) {
+      throw new IpamError(
+        "STATE_INVALID",
+        `Cannot restore the saved IPAM state "${IPAM_STORE_NAME}": ${decoded.error}. ` +
+          "Move it aside to start this peer without it: the peer then gets its ranges back " +
+          "by gossip, with every address in them free again",
+      );
+    }
+    const { snapshot } = decoded;
+    if (snapshot.ring !== null) this.ring.restore(snapshot.ring);
+    this.#space.setOwned(this.ring.rangesOf(this.me));
+    for (const [handle, address] of snapshot.allocations) {
+      this.#space.claim(address);
+      this.#byHandle.set(handle, address);
+      this.#byAddress.set(address, handle);
+    }
+    this.#savedAcceptor = snapshot.acceptor;
+    return snapshot;
+  }
+
+  /** Saves everything, synchronously (see `AllocatorOptions.store`). */
+  #persist(): void {
+    const { store } = this.#options;
+    if (store === undefined) return;
+    const acceptor = this.#paxos?.acceptorState() ?? this.#savedAcceptor;
+    const ring = this.ring.isSeeded()
+      ? {
+          range: this.range,
+          seeds: this.ring.seeds,
+          entries: this.ring.entries(),
+          removals: this.ring.removals(),
+        }
+      : null;
+    store.save(
+      IPAM_STORE_NAME,
+      encodeIpamState({
+        me: this.me,
+        range: this.range,
+        ring,
+        allocations: this.#byHandle,
+        acceptor,
+      }),
+    );
+    this.#savedAcceptor = acceptor;
   }
 
   #scheduleFreeReport(): void {

@@ -38,3 +38,15 @@ export const FREE_REPORT_DELAY_MS = 1_000;
 export const PAXOS_RETRY_MS = 1_000;
 /** Upper bound of the random extra delay before a retry, so duelling proposers separate. */
 export const PAXOS_JITTER_MS = 1_000;
+
+/** The Store blob IPAM saves its state under. */
+export const IPAM_STORE_NAME = "ipam";
+/** Format version of the saved state (state-codec.ts); bump on change. */
+export const IPAM_STATE_VERSION = 1;
+/**
+ * A saved state larger than this is refused before decoding: a /16 split to single hosts
+ * (65,536 entries and owners) with 65,536 allocations of long handles stays well below.
+ */
+export const MAX_STATE_BYTES = 64 * 1024 * 1024;
+/** Longest allocation handle (a container id is 64, a DNS name 253). */
+export const MAX_HANDLE_LENGTH = 256;

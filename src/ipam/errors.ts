@@ -12,7 +12,10 @@ export type IpamErrorCode =
   | "ADDRESS_OWNED_ELSEWHERE"
   | "ADDRESS_IN_USE"
   | "HANDLE_HAS_OTHER_ADDRESS"
-  | "CLOSED";
+  | "CLOSED"
+  | "STATE_INVALID"
+  | "REMOVED"
+  | "CANNOT_REMOVE";
 
 /** An allocation or claim that cannot be honoured; the message says what to do. */
 export class IpamError extends Error {

@@ -82,7 +82,8 @@ function paxosFields(message: PaxosMessage): unknown[] {
   }
 }
 
-function ballotFields(ballot: Ballot): [number, string] {
+/** A ballot as two CBOR fields (also the saved acceptor state's form, see state-codec.ts). */
+export function ballotFields(ballot: Ballot): [number, string] {
   return [ballot.round, ballot.proposer];
 }
 
@@ -128,13 +129,15 @@ function parsePaxos(fields: unknown): PaxosMessage | string {
   }
 }
 
-function parseBallot(round: unknown, proposer: unknown): Ballot | undefined {
+/** The ballot of two fields, or undefined when they are not one. */
+export function parseBallot(round: unknown, proposer: unknown): Ballot | undefined {
   if (!Number.isSafeInteger(round) || (round as number) < 1 || !isPeerKey(proposer))
     return undefined;
   return { round: round as number, proposer };
 }
 
-function parseAccepted(fields: unknown): AcceptedProposal | undefined {
+/** An accepted proposal of `[round, proposer, seeds]`, or undefined. */
+export function parseAccepted(fields: unknown): AcceptedProposal | undefined {
   if (!Array.isArray(fields) || fields.length !== 3) return undefined;
   const ballot = parseBallot(fields[0], fields[1]);
   const value = parseSeeds(fields[2]);

@@ -4,8 +4,12 @@
  * asks. One item is a CBOR-friendly array:
  *
  * ```
- * [version, rangeStart, rangeEnd, [seed...], [owner...], [token, end, ownerIndex, version, free, ...]]
+ * [version, rangeStart, rangeEnd, [seed...], [owner...], [token, end, ownerIndex, version, free, ...]
+ *  (, [dead, heir, by, ...])]
  * ```
+ *
+ * The optional last field carries removal records (reclaim.ts); there are few, so the
+ * first item of a delta carries them all.
  *
  * Owners are listed once per item and entries point at them, since a key is 44 bytes and
  * most entries repeat a few owners. `decodeRingItems` checks every field and limit and
@@ -23,6 +27,7 @@ import {
 } from "./constants.ts";
 import { RingRejected } from "./errors.ts";
 import { isPeerKey } from "./peer-key.ts";
+import { preferredRemoval, type Removal } from "./reclaim.ts";
 import {
   findInvariantViolation,
   type RingDelta,
@@ -31,6 +36,7 @@ import {
 } from "./ring-entries.ts";
 
 const ITEM_FIELDS = 6;
+const REMOVAL_FIELDS = 3;
 const ENTRY_FIELDS = 5;
 
 /**
@@ -45,15 +51,19 @@ export function encodeRingItems(delta: RingDelta, maxItemBytes: number): unknown
   let owners: PeerKey[] = [];
   let flat: number[] = [];
   let bytes = header;
+  let removals = (delta.removals ?? []).flatMap((r) => [r.dead, r.heir, r.by]);
   function flush(): void {
-    items.push([
+    const item: unknown[] = [
       IPAM_WIRE_VERSION,
       delta.range.start,
       delta.range.end,
       [...delta.seeds],
       owners,
       flat,
-    ]);
+    ];
+    if (removals.length > 0) item.push(removals);
+    removals = [];
+    items.push(item);
     owners = [];
     flat = [];
     bytes = header;
@@ -97,6 +107,7 @@ export function decodeRingItems(items: readonly unknown[]): RingDelta {
   let range: AddressRange | undefined;
   let seeds: readonly PeerKey[] | undefined;
   const byToken = new Map<number, RingEntry>();
+  const removals = new Map<PeerKey, Removal>();
   for (const item of items) {
     const decoded = decodeItem(item);
     if (range === undefined || seeds === undefined) {
@@ -108,6 +119,10 @@ export function decodeRingItems(items: readonly unknown[]): RingDelta {
       !sameSeeds(seeds, decoded.seeds)
     ) {
       malformed("Ring items of one delta disagree on the range or seeds");
+    }
+    for (const removal of decoded.removals ?? []) {
+      const known = removals.get(removal.dead);
+      removals.set(removal.dead, known === undefined ? removal : preferredRemoval(known, removal));
     }
     for (const entry of decoded.entries) {
       const known = byToken.get(entry.token);
@@ -122,16 +137,21 @@ export function decodeRingItems(items: readonly unknown[]): RingDelta {
   }
   const entries = [...byToken.values()].sort((a, b) => a.token - b.token);
   const delta: RingDelta = { range: range!, seeds: seeds!, entries };
+  if (removals.size > 0) {
+    (delta as { removals?: Removal[] }).removals = [...removals.values()].sort((a, b) =>
+      a.dead < b.dead ? -1 : 1,
+    );
+  }
   const violation = findInvariantViolation(entries, delta.range);
   if (violation !== undefined) throw new RingRejected("OVERLAP", violation);
   return delta;
 }
 
 function decodeItem(item: unknown): RingDelta {
-  if (!Array.isArray(item) || item.length !== ITEM_FIELDS) {
-    malformed(`Expected a ring item to be an array of ${ITEM_FIELDS}`);
+  if (!Array.isArray(item) || (item.length !== ITEM_FIELDS && item.length !== ITEM_FIELDS + 1)) {
+    malformed(`Expected a ring item to be an array of ${ITEM_FIELDS} or ${ITEM_FIELDS + 1}`);
   }
-  const [version, start, end, seeds, owners, flat] = item as unknown[];
+  const [version, start, end, seeds, owners, flat, removalFields] = item as unknown[];
   if (version !== IPAM_WIRE_VERSION) {
     malformed(`Unsupported ring item version ${String(version)}, expected ${IPAM_WIRE_VERSION}`);
   }
@@ -179,7 +199,27 @@ function decodeItem(item: unknown): RingDelta {
       free: free as number,
     });
   }
-  return { range, seeds: seeds as PeerKey[], entries };
+  const removals = removalFields === undefined ? undefined : decodeRemovals(removalFields);
+  return { range, seeds: seeds as PeerKey[], entries, ...(removals && { removals }) };
+}
+
+function decodeRemovals(flat: unknown): Removal[] {
+  if (
+    !Array.isArray(flat) ||
+    flat.length === 0 ||
+    flat.length % REMOVAL_FIELDS !== 0 ||
+    flat.length > REMOVAL_FIELDS * MAX_OWNERS_PER_ITEM ||
+    !flat.every(isPeerKey)
+  ) {
+    malformed(`Expected removal records as groups of ${REMOVAL_FIELDS} peer keys`);
+  }
+  const removals: Removal[] = [];
+  for (let i = 0; i < flat.length; i += REMOVAL_FIELDS) {
+    const [dead, heir, by] = flat.slice(i, i + REMOVAL_FIELDS) as PeerKey[];
+    if (dead === heir) malformed(`Removal record of ${dead} names it its own heir`);
+    removals.push({ dead: dead!, heir: heir!, by: by! });
+  }
+  return removals;
 }
 
 /** True when both seed lists name the same peers in the same order. */

@@ -12,6 +12,7 @@
  */
 import type { PeerKey } from "../mesh/gossip-state.ts";
 import type { Address, AddressRange } from "./address.ts";
+import type { Removal } from "./reclaim.ts";
 
 export interface RingEntry {
   /** The first address of the entry's range; the entry's key. */
@@ -32,6 +33,8 @@ export interface RingDelta {
   readonly seeds: readonly PeerKey[];
   /** Sorted by token, each token once. */
   readonly entries: readonly RingEntry[];
+  /** Removal records (reclaim.ts), sorted by dead peer; absent when there are none. */
+  readonly removals?: readonly Removal[];
 }
 
 /** One stretch of the range and whom it belongs to, as the packet path looks it up. */

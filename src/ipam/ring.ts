@@ -24,6 +24,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import type { GossipState, PeerKey, Summary } from "../mesh/gossip-state.ts";
 import { type Address, type AddressRange, formatRange } from "./address.ts";
 import { RingRejected, type RingRejectionCode, RingSeedMismatch } from "./errors.ts";
+import { preferredRemoval, type Removal, TAKEOVER_VERSION_STEP } from "./reclaim.ts";
 import { decodeRingItems, encodeRingItems, sameSeeds } from "./ring-codec.ts";
 import {
   findInvariantViolation,
@@ -49,6 +50,8 @@ export interface RingOptions {
 export interface RingStats {
   readonly entries: number;
   readonly rejected: Readonly<Partial<Record<RingRejectionCode, number>>>;
+  /** Records for one dead peer naming different heirs, met in merges (reclaim.ts). */
+  readonly removalConflicts: number;
 }
 
 /**
@@ -71,7 +74,12 @@ export class Ring implements GossipState<RingDelta> {
   #byToken = new Map<number, RingEntry>();
   #segments: readonly OwnedSegment[] = [];
   #digest: Uint8Array | undefined;
+  /** Lane-wise sum (mod 2^32) of every entry's hash: a multiset hash kept incrementally. */
+  readonly #entrySum = new Uint32Array(8);
   #rejected: Partial<Record<RingRejectionCode, number>> = {};
+  /** Removal records by dead peer (reclaim.ts). */
+  #removals = new Map<PeerKey, Removal>();
+  #removalConflicts = 0;
 
   constructor(options: RingOptions) {
     this.me = options.me;
@@ -116,7 +124,68 @@ export class Ring implements GossipState<RingDelta> {
   }
 
   stats(): RingStats {
-    return { entries: this.#entries.length, rejected: { ...this.#rejected } };
+    return {
+      entries: this.#entries.length,
+      rejected: { ...this.#rejected },
+      removalConflicts: this.#removalConflicts,
+    };
+  }
+
+  /** Every removal record, sorted by dead peer. */
+  removals(): Removal[] {
+    return [...this.#removals.values()].sort((a, b) => (a.dead < b.dead ? -1 : 1));
+  }
+
+  /** The record that removed `peer`, if any. */
+  removalOf(peer: PeerKey): Removal | undefined {
+    return this.#removals.get(peer);
+  }
+
+  /**
+   * Who inherits `dead`'s ranges now: its record's heir, or if that heir was removed too,
+   * that heir's heir, and so on; undefined when `dead` has no record.
+   */
+  heirOf(dead: PeerKey): PeerKey | undefined {
+    let heir = this.#removals.get(dead)?.heir;
+    for (let hops = 0; heir !== undefined && hops < this.#removals.size; hops++) {
+      const next = this.#removals.get(heir)?.heir;
+      if (next === undefined) return heir;
+      heir = next;
+    }
+    return heir;
+  }
+
+  /** Records that `dead` is gone and `heir` inherits its ranges; the delta to gossip. */
+  remove(removal: Removal): RingDelta {
+    const known = this.#removals.get(removal.dead);
+    const kept = known === undefined ? removal : preferredRemoval(known, removal);
+    this.#removals.set(removal.dead, kept);
+    this.#digest = undefined;
+    return this.#delta([], [kept]);
+  }
+
+  /**
+   * Makes `dead`'s entries ours (the caller checked we are its heir), versions raised by
+   * TAKEOVER_VERSION_STEP. An entry that encloses finer tokens is a stale view of an
+   * entry `dead` shrank later: it is left alone (its newer version will come by gossip).
+   * Returns the changed entries, or null when `dead` owns nothing we can take.
+   */
+  takeOver(dead: PeerKey, freeOf: FreeCounter): RingDelta | null {
+    const changed: RingEntry[] = [];
+    for (const [i, entry] of this.#entries.entries()) {
+      const next = this.#entries[i + 1];
+      if (entry.owner !== dead || (next !== undefined && next.token < entry.end)) continue;
+      changed.push({
+        ...entry,
+        owner: this.me,
+        version: entry.version + TAKEOVER_VERSION_STEP,
+        free: freeOf(entry.token, entry.end),
+      });
+    }
+    if (changed.length === 0) return null;
+    this.#apply(changed);
+    // The record travels along, so `dead` itself, if it comes back, accepts the takeover.
+    return this.#delta(changed, this.removals());
   }
 
   /**
@@ -134,6 +203,23 @@ export class Ring implements GossipState<RingDelta> {
     this.#seeds = sorted;
     this.#commit(seedEntries(this.range, sorted, freeOf));
     return this.#delta(this.#entries);
+  }
+
+  /**
+   * Fills an empty replica with a saved one (`state-codec.ts` checked it): a restarted
+   * peer starts from what it had, so its own entries keep their versions.
+   */
+  restore(saved: RingDelta): void {
+    const violation =
+      saved.seeds.length === 0
+        ? "it names no seeds"
+        : findInvariantViolation(saved.entries, this.range, this.me);
+    if (this.isSeeded() || violation !== undefined) {
+      throw new RangeError(`Cannot restore the ring: ${violation ?? "it is already seeded"}`);
+    }
+    this.#seeds = [...saved.seeds];
+    this.#removals = new Map((saved.removals ?? []).map((r) => [r.dead, r]));
+    this.#commit([...saved.entries]);
   }
 
   /**
@@ -202,11 +288,15 @@ export class Ring implements GossipState<RingDelta> {
 
   digest(): Uint8Array {
     if (this.#digest === undefined) {
+      // Entries enter through their running sum (see #commit), so a digest after a merge
+      // costs one small hash, not one over the whole ring.
       const canonical = JSON.stringify([
         this.range.start,
         this.range.end,
         this.#seeds,
-        this.#entries.map((e) => [e.token, e.end, e.owner, e.version, e.free]),
+        this.#entries.length,
+        Array.from(this.#entrySum),
+        this.removals().map((r) => [r.dead, r.heir, r.by]),
       ]);
       this.#digest = sha256(new TextEncoder().encode(canonical));
     }
@@ -218,6 +308,7 @@ export class Ring implements GossipState<RingDelta> {
     if (!this.isSeeded()) return summary;
     summary.set(this.#identityKey(), 1);
     for (const entry of this.#entries) summary.set(String(entry.token), entry.version);
+    for (const dead of this.#removals.keys()) summary.set(`removed ${dead}`, 1);
     return summary;
   }
 
@@ -225,11 +316,14 @@ export class Ring implements GossipState<RingDelta> {
     if (!this.isSeeded()) return null;
     // A replica without our identity key is new or from another mesh: it gets everything,
     // and another mesh's merge then refuses it, naming both seed sets.
-    if (!theirs.has(this.#identityKey())) return this.#delta(this.#entries);
+    if (!theirs.has(this.#identityKey())) return this.#delta(this.#entries, this.removals());
     const newer = this.#entries.filter(
       (entry) => (theirs.get(String(entry.token)) ?? 0) < entry.version,
     );
-    return newer.length === 0 ? null : this.#delta(newer);
+    // Records are few, and two for one dead peer may differ (see reclaim.ts) without the
+    // summary showing it: whoever asks gets them all, and merge keeps the preferred ones.
+    if (newer.length === 0 && this.#removals.size === 0) return null;
+    return this.#delta(newer, this.removals());
   }
 
   merge(delta: RingDelta, from: PeerKey): RingDelta | null {
@@ -266,6 +360,20 @@ export class Ring implements GossipState<RingDelta> {
     if (this.isSeeded() && !sameSeeds(this.#seeds, delta.seeds)) {
       throw new RingSeedMismatch(this.#seeds, delta.seeds);
     }
+    if (this.isSeeded() && this.#holdsAll(delta)) return null;
+    const removals = new Map(this.#removals);
+    const changedRemovals: Removal[] = [];
+    for (const removal of delta.removals ?? []) {
+      const known = removals.get(removal.dead);
+      const kept = known === undefined ? removal : preferredRemoval(known, removal);
+      if (known !== undefined && known.heir !== removal.heir) this.#removalConflicts++;
+      if (kept !== known) {
+        removals.set(removal.dead, kept);
+        changedRemovals.push(kept);
+      }
+    }
+    // Once we are removed, our heir rewrites our entries: that is no forgery.
+    const weAreRemoved = removals.has(this.me);
     const candidate = new Map(this.#byToken);
     const changed: RingEntry[] = [];
     for (const theirs of delta.entries) {
@@ -280,7 +388,7 @@ export class Ring implements GossipState<RingDelta> {
               `end ${mine.end}, free ${mine.free}; ${from} sent owner ${theirs.owner}, end ${theirs.end}, free ${theirs.free}`,
           );
         }
-        if (mine.owner === this.me) {
+        if (mine.owner === this.me && !weAreRemoved) {
           throw new RingRejected(
             "CHANGES_OUR_ENTRY",
             `Refusing v${theirs.version} of our entry at ${theirs.token} (we hold v${mine.version}) from ${from}: only we change it`,
@@ -296,7 +404,7 @@ export class Ring implements GossipState<RingDelta> {
       candidate.set(theirs.token, theirs);
       changed.push(theirs);
     }
-    if (changed.length === 0 && this.isSeeded()) return null;
+    if (changed.length === 0 && changedRemovals.length === 0 && this.isSeeded()) return null;
     const entries = [...candidate.values()].sort((a, b) => a.token - b.token);
     const violation = findInvariantViolation(entries, this.range, this.me);
     if (violation !== undefined) {
@@ -305,8 +413,27 @@ export class Ring implements GossipState<RingDelta> {
     }
     const adoptedSeeds = !this.isSeeded();
     if (adoptedSeeds) this.#seeds = [...delta.seeds];
+    this.#removals = removals;
     this.#commit(entries);
-    return this.#delta(changed);
+    return this.#delta(changed, changedRemovals);
+  }
+
+  /**
+   * True when the delta brings nothing new: every entry we hold at the same or a newer
+   * version (identical when the same), every record as we keep it. Flooded gossip brings
+   * most deltas several times; this spares the whole-ring copy and checks for them.
+   */
+  #holdsAll(delta: RingDelta): boolean {
+    for (const theirs of delta.entries) {
+      const mine = this.#byToken.get(theirs.token);
+      if (mine === undefined || mine.version < theirs.version) return false;
+      if (mine.version === theirs.version && !sameEntry(mine, theirs)) return false;
+    }
+    for (const removal of delta.removals ?? []) {
+      const known = this.#removals.get(removal.dead);
+      if (known === undefined || preferredRemoval(known, removal) !== known) return false;
+    }
+    return true;
   }
 
   /** Applies our own changes; a violation here is a bug in the caller, so it throws. */
@@ -321,18 +448,27 @@ export class Ring implements GossipState<RingDelta> {
   }
 
   #commit(entries: readonly RingEntry[]): void {
+    const byToken = new Map(entries.map((entry) => [entry.token, entry]));
+    // Entries are immutable records: only those that are not the same object changed.
+    for (const [token, old] of this.#byToken) {
+      if (byToken.get(token) !== old) addLanes(this.#entrySum, entryHash(old), -1);
+    }
+    for (const entry of entries) {
+      if (this.#byToken.get(entry.token) !== entry) addLanes(this.#entrySum, entryHash(entry), 1);
+    }
     this.#entries = entries;
-    this.#byToken = new Map(entries.map((entry) => [entry.token, entry]));
+    this.#byToken = byToken;
     this.#segments = ownershipSegments(entries);
     this.#digest = undefined;
   }
 
-  #delta(entries: readonly RingEntry[]): RingDelta {
-    return {
+  #delta(entries: readonly RingEntry[], removals: readonly Removal[] = []): RingDelta {
+    const delta = {
       range: this.range,
       seeds: this.#seeds,
       entries: [...entries].sort((a, b) => a.token - b.token),
     };
+    return removals.length === 0 ? delta : { ...delta, removals };
   }
 
   #identityKey(): string {
@@ -342,4 +478,23 @@ export class Ring implements GossipState<RingDelta> {
   #count(code: RingRejectionCode): void {
     this.#rejected[code] = (this.#rejected[code] ?? 0) + 1;
   }
+}
+
+const entryHashes = new WeakMap<RingEntry, Uint32Array>();
+
+/** SHA-256 of an entry's fields as 8 words, cached per (immutable) entry object. */
+function entryHash(entry: RingEntry): Uint32Array {
+  let hash = entryHashes.get(entry);
+  if (hash === undefined) {
+    const text = `${entry.token} ${entry.end} ${entry.owner} ${entry.version} ${entry.free}`;
+    const bytes = sha256(new TextEncoder().encode(text));
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    hash = Uint32Array.from({ length: 8 }, (_, i) => view.getUint32(i * 4));
+    entryHashes.set(entry, hash);
+  }
+  return hash;
+}
+
+function addLanes(sum: Uint32Array, hash: Uint32Array, sign: 1 | -1): void {
+  for (let i = 0; i < 8; i++) sum[i] = (sum[i]! + sign * hash[i]!) >>> 0;
 }

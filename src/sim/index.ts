@@ -4,6 +4,7 @@
  * drives them, so a simulation replays exactly from its seed.
  */
 export * from "./channel-tun.ts";
+export * from "./memory-store.ts";
 export * from "./network.ts";
 export * from "./random.ts";
 export * from "./virtual-clock.ts";

@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { measureSpread, type SpreadResult } from "./dns-spread.ts";
-import { median, RESULTS_DIR, writeResult } from "./harness.ts";
+import { argument, gitSource, median, RESULTS_DIR, writeResult } from "./harness.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "node_modules", ".bin");
@@ -55,22 +55,6 @@ interface ServerResult {
   /** Median qps over dnsmasq's median qps (1 for dnsmasq itself). */
   qpsRatioToDnsmasq?: number;
   latencyRatioToDnsmasq?: number;
-}
-
-function argument(name: string): string | undefined {
-  return process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-}
-
-function gitSource(): { commit: string; dirty: boolean } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8" }).trim();
-    return {
-      commit: git("rev-parse", "--short", "HEAD"),
-      dirty: git("status", "--porcelain") !== "",
-    };
-  } catch {
-    return undefined;
-  }
 }
 
 function version(command: string, args: string[]): string {

@@ -2,6 +2,7 @@
  * Benchmark helpers shared by bench/*.ts: repeated timed runs reported as medians, and
  * results written as JSON to bench/results/. Runs on Node, Deno and Bun.
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,4 +48,22 @@ export function writeResult(name: string, result: unknown): string {
   writeFileSync(temp, `${JSON.stringify(result, null, 2)}\n`);
   renameSync(temp, path);
   return path;
+}
+
+/** The value of a `--name=value` argument, if given. */
+export function argument(name: string): string | undefined {
+  return process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+/** The commit the benchmark ran on and whether the tree had changes, when git is there. */
+export function gitSource(): { commit: string; dirty: boolean } | undefined {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8" }).trim();
+    return {
+      commit: git("rev-parse", "--short", "HEAD"),
+      dirty: git("status", "--porcelain") !== "",
+    };
+  } catch {
+    return undefined;
+  }
 }

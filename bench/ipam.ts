@@ -11,7 +11,6 @@
  *
  * npm run bench:ipam [-- --sizes=100,300,1000]
  */
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +21,7 @@ import { Allocator, parseRange } from "../src/ipam/index.ts";
 import { MemoryStore, VirtualClock } from "../src/sim/index.ts";
 import type { Store } from "../src/store.ts";
 import { createIpamSim, runUntilSettled } from "../test/ipam/mesh-harness.ts";
-import { writeResult } from "./harness.ts";
+import { argument, gitSource, writeResult } from "./harness.ts";
 import { type IpamScaleResult, measureIpamScale } from "./ipam-scale.ts";
 
 const SEED = 20261128;
@@ -37,10 +36,6 @@ interface LocalResult {
   perSecond: number;
   p50Us: number;
   p99Us: number;
-}
-
-function argument(name: string): string | undefined {
-  return process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -104,18 +99,6 @@ async function measureDonation(): Promise<number[]> {
     await ipam.close();
   }
   return times;
-}
-
-function gitSource(): { commit: string; dirty: boolean } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8" }).trim();
-    return {
-      commit: git("rev-parse", "--short", "HEAD"),
-      dirty: git("status", "--porcelain") !== "",
-    };
-  } catch {
-    return undefined;
-  }
 }
 
 const sizes = (argument("sizes") ?? DEFAULT_SIZES.join(",")).split(",").map(Number);

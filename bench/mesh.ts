@@ -9,13 +9,12 @@
  *   --runtime=deno      runtime of the loopback peer processes (default: this one)
  * A narrowed run writes its results too, marked `complete: false`.
  */
-import { execFileSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import process from "node:process";
 import { loadRuntime } from "../runtimes/index.ts";
 import { toBase64 } from "../src/crypto/index.ts";
 import type { PeerRuntime } from "../test/helpers/mesh-peer-client.ts";
-import { writeResult } from "./harness.ts";
+import { argument, gitSource, writeResult } from "./harness.ts";
 import { type LoopbackResult, measureLoopback } from "./mesh-loopback.ts";
 import { LINK, measureScale, type ScaleResult } from "./mesh-scale.ts";
 
@@ -26,22 +25,6 @@ const GOALS = {
   gossipBytesPerPeerPerSecond: 1024,
   relayedOverDirect: 0.5,
 };
-
-function argument(name: string): string | undefined {
-  return process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-}
-
-function gitSource(): { commit: string; dirty: boolean } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8" }).trim();
-    return {
-      commit: git("rev-parse", "--short", "HEAD"),
-      dirty: git("status", "--porcelain") !== "",
-    };
-  } catch {
-    return undefined;
-  }
-}
 
 function printScale(results: ScaleResult[]): void {
   console.log(

@@ -20,7 +20,7 @@
  * The parent talks to the child in JSON lines over its stdin and stdout; the child exits
  * when its stdin closes, and the parent kills it on exit, on SIGINT/SIGTERM and on failure.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -35,7 +35,7 @@ import type { PacketHandler, Tun } from "../src/net/tun.ts";
 import type { Runtime } from "../src/runtime.ts";
 import { Device } from "../src/tunnel/device.ts";
 import { internetChecksum, udpPacket } from "../test/helpers/packets.ts";
-import { median, opsPerSecond, RESULTS_DIR, writeResult } from "./harness.ts";
+import { gitSource, median, opsPerSecond, RESULTS_DIR, writeResult } from "./harness.ts";
 
 const CHILD_FLAG = "--tunnel-bench-child";
 const LOOPBACK = "127.0.0.1";
@@ -1185,17 +1185,6 @@ async function runParent(): Promise<void> {
 }
 
 /** The commit measured, and whether the work tree had changes (others work in it too). */
-function gitSource(): { commit: string; dirty: boolean } | undefined {
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8" }).trim();
-    return {
-      commit: git("rev-parse", "--short", "HEAD"),
-      dirty: git("status", "--porcelain") !== "",
-    };
-  } catch {
-    return undefined;
-  }
-}
 
 interface LatencyDelta {
   provider: ProviderName;

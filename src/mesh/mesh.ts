@@ -179,6 +179,8 @@ export class Mesh {
   readonly #maxFrameBytes: number;
   readonly #relayedMaxFrameBytes: number;
   readonly #peers = new Map<PeerKey, PeerState>();
+  /** The same peers by virtual endpoint address, for the per-packet path choice. */
+  readonly #byVirtualAddress = new Map<string, PeerState>();
   readonly #allowedIps = new Map<PeerKey, readonly IpPrefix[]>();
   readonly #reassemblers = new Map<PeerKey, Reassembler>();
   readonly #drops = new Map<MeshDropReason, number>();
@@ -410,6 +412,7 @@ export class Mesh {
     if (!peer) {
       peer = createPeerState(key, fromBase64(key));
       this.#peers.set(key, peer);
+      this.#byVirtualAddress.set(peer.virtualEndpoint.address, peer);
     }
     return peer;
   }
@@ -449,6 +452,7 @@ export class Mesh {
       if (!peer) continue;
       this.#deactivate(peer);
       this.#peers.delete(key);
+      this.#byVirtualAddress.delete(peer.virtualEndpoint.address);
       if (peer.inDevice) this.device.removePeer(peer.publicKey);
     }
   }
@@ -463,13 +467,13 @@ export class Mesh {
 
   #sendWire(data: Uint8Array, to: Endpoint): void {
     if (this.#closed) return;
-    const key = virtualPeerKey(to);
-    if (key === undefined) {
-      this.#conn.send(data, to);
+    // By the virtual address itself: no string is cut per packet.
+    const peer = this.#byVirtualAddress.get(to.address);
+    if (!peer) {
+      if (virtualPeerKey(to) === undefined) this.#conn.send(data, to);
       return;
     }
-    const peer = this.#peers.get(key);
-    if (!peer) return;
+    const key = peer.key;
     const now = this.#clock.now();
     peer.lastSentMs = now;
     if (peer.direct) {
@@ -930,6 +934,7 @@ export class Mesh {
     this.#log("info", `forgetting ${this.#name(key)}: unreachable for a long time`);
     this.#deactivate(peer);
     this.#peers.delete(key);
+    this.#byVirtualAddress.delete(peer.virtualEndpoint.address);
     this.#reassemblers.delete(key);
     if (peer.inDevice) this.device.removePeer(peer.publicKey);
   }

@@ -340,7 +340,7 @@ class DatagramFactory {
         r.int(2 ** 32),
         this.#pair.clock.wallNow(),
       );
-      assert.ok(created);
+      assert.ok(created, "an initiation from the stranger could be built");
       message = created.message;
     }
     addMacs(native, attacker.generators[target], message, this.#pair.clock.now());
@@ -558,7 +558,10 @@ describe("fuzzing the receive path", () => {
       });
       assert.equal(a.device.peers()[0]!.handshakesCompleted, 0);
       assert.equal(a.device.diagnostics().indices, 1); // just the pending handshake
-      assert.ok(!a.logs.some((line) => line.includes("received a cookie")));
+      assert.ok(
+        !a.logs.some((line) => line.includes("received a cookie")),
+        "no cookie was received",
+      );
 
       clock.advance(200); // the real response arrives
       assert.deepEqual(b.tun.written, [packet], a.logs.concat(b.logs).join("\n"));

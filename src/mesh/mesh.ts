@@ -284,6 +284,11 @@ export class Mesh {
     this.#scheduleTick();
   }
 
+  /** The UDP port of the underlay socket. */
+  get localPort(): number {
+    return this.#conn.localPort;
+  }
+
   /** Adds (or reconfigures) a peer the operator names. */
   addPeer(config: StaticPeer): void {
     const key = toBase64(config.publicKey);
@@ -300,6 +305,37 @@ export class Mesh {
     peer.nextAttemptMs = this.#clock.now();
     this.#materialize(peer);
     this.#tickPeer(peer, this.#clock.now());
+  }
+
+  /**
+   * Routes the IP prefixes to a member (the daemon passes each member's IPAM ranges):
+   * packets from the Tun to them go to it, and its packets must come from them. Replaces
+   * what the member had; an empty list takes every route away. A member learned by gossip
+   * enters the Device here (one DH), so that packets for it are not dropped as unroutable.
+   */
+  setAllowedIps(key: PeerKey, prefixes: readonly IpPrefix[]): void {
+    if (key === this.key || this.#closed) return;
+    if (prefixes.length === 0) this.#allowedIps.delete(key);
+    else this.#allowedIps.set(key, prefixes);
+    const peer = this.#peers.get(key);
+    if (!peer) return;
+    if (peer.inDevice) this.device.setAllowedIps(peer.publicKey, prefixes);
+    else if (prefixes.length > 0) this.#materialize(peer);
+  }
+
+  /**
+   * Stops keeping a member: a static peer is no longer retried, and the member is
+   * forgotten unless it is connected now (then gossip keeps it until it goes quiet).
+   * Returns whether it was known.
+   */
+  removePeer(key: PeerKey): boolean {
+    const peer = this.#peers.get(key);
+    if (!peer) return false;
+    this.#deactivate(peer); // before isStatic changes: it decides what the slot counted as
+    peer.isStatic = false;
+    peer.gaveUpUntilMs = this.#clock.now() + GIVE_UP_MS;
+    if (!peer.connected) this.#forget(key);
+    return true;
   }
 
   /** Sends an application datagram to a member, relayed if need be; false if it is unknown. */

@@ -2,9 +2,27 @@
  * The `weft` command line (glue: may use the runtime through `runtimes/`).
  * Run as `node bin/weft.js`, `deno run -A mod.ts`, `bun run src/cli.ts`.
  */
+import { rmSync } from "node:fs";
+import type { Server } from "node:http";
 import { Command, CommanderError } from "commander";
 import { loadRuntime } from "../runtimes/index.ts";
 import { fromBase64, KEY_BYTES, toBase64 } from "./crypto/index.ts";
+import {
+  buildConfig,
+  type DaemonConfig,
+  DEFAULT_METRICS,
+  DEFAULT_MTU,
+  DEFAULT_PORT,
+  DEFAULT_TUN_NAME,
+  type RawUpOptions,
+} from "./daemon/config.ts";
+import { callDaemon, socketPathOf } from "./daemon/control-client.ts";
+import { serveControl } from "./daemon/control-server.ts";
+import { Daemon, type DaemonStatus } from "./daemon/daemon.ts";
+import { formatDaemonStatus } from "./daemon/format.ts";
+import { createLogger } from "./daemon/log.ts";
+import { serveMetrics } from "./daemon/metrics.ts";
+import { defaultStateDir } from "./daemon/state-dir.ts";
 import { VERSION } from "./version.ts";
 
 async function readStdin(): Promise<string> {
@@ -26,58 +44,353 @@ function parseKey(text: string, what: string): Uint8Array {
   return key;
 }
 
+type Json = { json?: boolean };
+
+/** Prints `value` as JSON with --json, else as `human(value)`. */
+function print<T>(options: Json, value: T, human: (value: T) => string): void {
+  process.stdout.write(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human(value)}\n`);
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 function buildProgram(): Command {
   const program = new Command()
     .name("weft")
     .description("A userspace mesh network on WireGuard tunnels")
     .version(VERSION)
+    .option(
+      "--state-dir <dir>",
+      "the daemon's state directory (default: /var/lib/weft as root, else the XDG data dir)",
+    )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  program.configureHelp({ showGlobalOptions: true });
+
+  /** Calls the running daemon of the state directory. */
+  const daemon = (method: "GET" | "POST", path: string, body?: Record<string, unknown>) => {
+    const stateDir = program.opts().stateDir ?? process.env.WEFT_STATE_DIR ?? defaultStateDir();
+    return callDaemon(socketPathOf(stateDir), method, path, body);
+  };
 
   program
     .command("up")
-    .description("join or start a mesh and bring this peer up")
-    .action(() => {
-      throw new Error("'weft up' is not implemented yet: the tunnel and mesh land in later issues");
+    .description("start this peer: a new mesh, or join one with --peer; runs until stopped")
+    .option("--port <port>", "UDP port of the tunnel", String(DEFAULT_PORT))
+    .option("--listen <address>", "bind the UDP port to this address only")
+    .option(
+      "--peer <peer>",
+      "PUBKEY@HOST:PORT, or HOST:PORT of a peer whose key is known (repeatable)",
+      collect,
+    )
+    .option("--secret-file <path>", "mesh secret: a file whose contents every member shares")
+    .option("--tun <name>", "TUN device name", DEFAULT_TUN_NAME)
+    .option("--no-tun", "no TUN device: carry only the mesh's own traffic (no root needed)")
+    .option("--mtu <bytes>", "MTU of the TUN device", String(DEFAULT_MTU))
+    .option("--name <nickname>", "this peer's name in the mesh and in DNS (default: hostname)")
+    .option("--range <cidr>", "the mesh's address range (must agree on every peer)")
+    .option("--ipalloc <mode>", "IPAM bootstrap: auto, seed, join, observer, consensus=N", "auto")
+    .option("--domain <domain>", "the mesh's DNS domain")
+    .option("--dns-ttl <seconds>", "TTL of DNS answers for mesh names")
+    .option("--dns-listen <host:port>", "serve DNS here (default: the overlay address, port 53)")
+    .option("--metrics [host:port]", `serve Prometheus metrics (default ${DEFAULT_METRICS})`)
+    .option("--advertise <host:port>", "an endpoint others can reach us at (repeatable)", collect)
+    .option("--connection-limit <n>", "most direct connections to peers learned by gossip")
+    .option("--log-level <level>", "debug, info, warn or error", "info")
+    .action(async (options: RawUpOptions) => {
+      const stateDir = program.opts().stateDir as string | undefined;
+      const config = buildConfig({ ...options, stateDir });
+      await runDaemon(config);
+    });
+
+  program
+    .command("down")
+    .description("stop the running daemon (the TUN goes, state is saved)")
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
+      print(options, await daemon("POST", "/v1/down"), () => "weft is stopping");
+    });
+
+  program
+    .command("status")
+    .description("this peer and every member: address, path, endpoint, handshake, traffic")
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
+      print(options, (await daemon("GET", "/v1/status")) as DaemonStatus, formatDaemonStatus);
+    });
+
+  program
+    .command("peers")
+    .description("the members this peer knows, one per line")
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
+      const peers = (await daemon("GET", "/v1/peers")) as DaemonStatus["peers"];
+      print(options, peers, (list) =>
+        list
+          .map((p) => `${p.publicKey} ${p.nickname || "-"} ${p.address ?? "-"} ${p.path}`)
+          .join("\n"),
+      );
+    });
+
+  program
+    .command("connect")
+    .description(
+      "connect to a peer and keep it connected: PUBKEY@HOST:PORT, or HOST:PORT of a known peer",
+    )
+    .argument("<peer>")
+    .option("--json", "print JSON")
+    .action(async (peer: string, options: Json) => {
+      const result = (await daemon("POST", "/v1/connect", { peer })) as { publicKey: string };
+      print(options, result, (r) => `connecting to ${r.publicKey}`);
+    });
+
+  program
+    .command("forget")
+    .description("stop connecting to a peer (nickname, public key, or its first characters)")
+    .argument("<peer>")
+    .option("--json", "print JSON")
+    .action(async (peer: string, options: Json) => {
+      print(
+        options,
+        await daemon("POST", "/v1/forget", { peer }),
+        (r) => `forgot ${(r as { forgot: string }).forgot}`,
+      );
+    });
+
+  const dns = program.command("dns").description("names in the mesh's DNS");
+  dns
+    .command("add")
+    .description("register NAME (in the mesh domain unless it has dots) for ADDRESS")
+    .argument("<name>")
+    .argument("<address>")
+    .option("--json", "print JSON")
+    .action(async (name: string, address: string, options: Json) => {
+      const r = (await daemon("POST", "/v1/dns/add", { name, address })) as { added: boolean };
+      print(options, r, () =>
+        r.added ? `added ${name} ${address}` : `${name} ${address} was already registered`,
+      );
+    });
+  dns
+    .command("rm")
+    .description("unregister NAME (all of this peer's addresses, or only ADDRESS)")
+    .argument("<name>")
+    .argument("[address]")
+    .option("--json", "print JSON")
+    .action(async (name: string, address: string | undefined, options: Json) => {
+      const r = (await daemon("POST", "/v1/dns/rm", { name, address })) as { removed: number };
+      if (r.removed === 0 && !options.json)
+        throw new Error(`${name} is not registered by this peer`);
+      print(
+        options,
+        r,
+        () => `removed ${r.removed} record${r.removed === 1 ? "" : "s"} of ${name}`,
+      );
+    });
+  dns
+    .command("ls")
+    .description("every name in the mesh, with its owner and age")
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
+      const entries = (await daemon("GET", "/v1/dns/ls")) as {
+        name: string;
+        address: string;
+        owner: string;
+        ageMs: number;
+      }[];
+      print(options, entries, (list) =>
+        list
+          .map(
+            (e) =>
+              `${e.name.padEnd(32)} ${e.address.padEnd(16)} ${e.owner.slice(0, 12)} ${Math.round(e.ageMs / 1000)} s`,
+          )
+          .join("\n"),
+      );
+    });
+  dns
+    .command("lookup")
+    .description("the addresses of a mesh name, as this peer's DNS answers")
+    .argument("<name>")
+    .option("--json", "print JSON")
+    .action(async (name: string, options: Json) => {
+      const r = (await daemon("GET", `/v1/dns/lookup?name=${encodeURIComponent(name)}`)) as {
+        addresses: string[];
+      };
+      if (r.addresses.length === 0 && !options.json)
+        throw new Error(`${name}: no such name in the mesh`);
+      print(options, r, () => r.addresses.join("\n"));
+    });
+
+  const ipam = program.command("ipam").description("the mesh's address allocation");
+  ipam
+    .command("status")
+    .description("the range, this peer's space and allocations, and the ring")
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
+      const r = (await daemon("GET", "/v1/ipam/status")) as {
+        range: string;
+        seeded: boolean;
+        owned: number;
+        free: number;
+        allocated: number;
+        allocations: Record<string, string>;
+        ring: { start: string; end: string; owner: string; free: number }[];
+      };
+      print(options, r, () =>
+        [
+          `range ${r.range}, ${r.seeded ? "seeded" : "not seeded yet"}; this peer owns ${r.owned}, ${r.free} free, ${r.allocated} allocated`,
+          ...Object.entries(r.allocations).map(([h, a]) => `  ${a.padEnd(16)} ${h}`),
+          "ring:",
+          ...r.ring.map((e) => `  ${e.start}-${e.end} ${e.owner.slice(0, 12)} free ${e.free}`),
+        ].join("\n"),
+      );
+    });
+  ipam
+    .command("allocate")
+    .description("an address for HANDLE (idempotent), or the given one")
+    .argument("<handle>")
+    .argument("[address]")
+    .option("--json", "print JSON")
+    .action(async (handle: string, address: string | undefined, options: Json) => {
+      const r = (await daemon("POST", "/v1/ipam/allocate", { handle, address })) as {
+        address: string;
+      };
+      print(options, r, () => r.address);
+    });
+  ipam
+    .command("release")
+    .description("give HANDLE's address back")
+    .argument("<handle>")
+    .option("--json", "print JSON")
+    .action(async (handle: string, options: Json) => {
+      const r = (await daemon("POST", "/v1/ipam/release", { handle })) as { released: boolean };
+      if (!r.released && !options.json) throw new Error(`${handle} has no address here`);
+      print(options, r, () => `released ${handle}`);
+    });
+  ipam
+    .command("rmpeer")
+    .description("reclaim a dead peer's address space (only for peers that are gone for good)")
+    .argument("<peer>")
+    .option("--json", "print JSON")
+    .action(async (peer: string, options: Json) => {
+      const r = (await daemon("POST", "/v1/ipam/rmpeer", { peer })) as {
+        peer: string;
+        heir: string;
+      };
+      print(options, r, () => `removed ${r.peer}; its space goes to ${r.heir}`);
     });
 
   program
     .command("genkey")
     .description("print a new private key (base64, as 'wg genkey')")
-    .action(async () => {
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
       const runtime = await loadRuntime();
-      process.stdout.write(`${toBase64(runtime.crypto.generatePrivateKey())}\n`);
+      const privateKey = toBase64(runtime.crypto.generatePrivateKey());
+      print(options, { privateKey }, (r) => r.privateKey);
     });
 
   program
     .command("pubkey")
     .description("read a private key on stdin, print its public key (as 'wg pubkey')")
-    .action(async () => {
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
       const runtime = await loadRuntime();
       const privateKey = parseKey(await readStdin(), "private key");
-      process.stdout.write(`${toBase64(runtime.crypto.publicKey(privateKey))}\n`);
+      print(
+        options,
+        { publicKey: toBase64(runtime.crypto.publicKey(privateKey)) },
+        (r) => r.publicKey,
+      );
     });
 
   program
     .command("genpsk")
     .description("print a new preshared key (base64, as 'wg genpsk')")
-    .action(async () => {
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
       const runtime = await loadRuntime();
-      process.stdout.write(`${toBase64(runtime.crypto.randomBytes(KEY_BYTES))}\n`);
+      print(
+        options,
+        { presharedKey: toBase64(runtime.crypto.randomBytes(KEY_BYTES)) },
+        (r) => r.presharedKey,
+      );
+    });
+
+  program
+    .command("version")
+    .description("print weft's version and the runtime")
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
+      const runtime = await loadRuntime();
+      print(
+        options,
+        { version: VERSION, runtime: runtime.name, runtimeVersion: runtime.version },
+        (r) => `weft ${r.version} on ${r.runtime} ${r.runtimeVersion}`,
+      );
     });
 
   program
     .command("info")
     .description("print the runtime and which crypto implementation serves each algorithm")
-    .action(async () => {
+    .option("--json", "print JSON")
+    .action(async (options: Json) => {
       const runtime = await loadRuntime();
-      process.stdout.write(`weft ${VERSION} on ${runtime.name} ${runtime.version}\n`);
-      for (const [algorithm, implementation] of Object.entries(runtime.crypto.implementations)) {
-        process.stdout.write(`  ${algorithm}: ${implementation}\n`);
-      }
+      const info = {
+        version: VERSION,
+        runtime: runtime.name,
+        runtimeVersion: runtime.version,
+        crypto: runtime.crypto.implementations,
+      };
+      print(options, info, (r) =>
+        [
+          `weft ${r.version} on ${r.runtime} ${r.runtimeVersion}`,
+          ...Object.entries(r.crypto).map(
+            ([algorithm, implementation]) => `  ${algorithm}: ${implementation}`,
+          ),
+        ].join("\n"),
+      );
     });
 
   return program;
+}
+
+/** Runs the daemon in the foreground until a signal or `weft down` stops it. */
+async function runDaemon(config: DaemonConfig): Promise<void> {
+  const runtime = await loadRuntime();
+  const log = createLogger(config.logLevel);
+  const daemon = await Daemon.start(config, runtime, log);
+  const servers: Server[] = [];
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    if (++signals > 1) {
+      log("warn", "daemon", `${signal} again: exiting without cleanup`);
+      process.exit(130);
+    }
+    void daemon.stop(signal);
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  try {
+    servers.push(await serveControl(daemon, socketPathOf(config.stateDir)));
+    if (config.metrics) {
+      const colon = config.metrics.lastIndexOf(":");
+      const host = config.metrics.slice(0, colon).replace(/^\[|\]$/g, "");
+      servers.push(await serveMetrics(daemon, host, Number(config.metrics.slice(colon + 1))));
+      log("info", "metrics", `serving Prometheus metrics on http://${config.metrics}/metrics`);
+    }
+  } catch (error) {
+    await daemon.stop("a server could not start");
+    throw new Error(`Cannot serve: ${(error as Error).message}`);
+  }
+  await daemon.stopped;
+  for (const server of servers) {
+    server.closeAllConnections?.();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  rmSync(socketPathOf(config.stateDir), { force: true });
+  // Handles of the runtime (a pending TUN read, DNS sockets) must not keep us alive.
+  process.exit(0);
 }
 
 /** Runs the CLI with `argv` in Node's convention (runtime, script, args...); returns the exit code. */

@@ -44,10 +44,4 @@ describe("weft CLI", () => {
     assert.equal(short.status, 1);
     assert.match(short.stderr, /Invalid private key: 3 bytes, expected 32/);
   });
-
-  test("up says it is not implemented yet", () => {
-    const { status, stderr } = runCli(["up"]);
-    assert.equal(status, 1);
-    assert.match(stderr, /not implemented yet/);
-  });
 });

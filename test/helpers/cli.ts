@@ -12,8 +12,8 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `weft ARGS` via `node bin/weft.js`, `deno run -A mod.ts` or `bun run src/cli.ts`. */
-export function runCli(args: string[], input = ""): CliResult {
+/** The command line that runs `weft` on this test's runtime: executable and leading arguments. */
+export function cliCommand(): [string, string[]] {
   const runtime = detectRuntime();
   const entry =
     runtime === "deno"
@@ -21,11 +21,18 @@ export function runCli(args: string[], input = ""): CliResult {
       : runtime === "bun"
         ? ["run", join(ROOT, "src", "cli.ts")]
         : [join(ROOT, "bin", "weft.js")];
-  const result = spawnSync(process.execPath, [...entry, ...args], {
+  return [process.execPath, entry];
+}
+
+/** `weft ARGS` via `node bin/weft.js`, `deno run -A mod.ts` or `bun run src/cli.ts`. */
+export function runCli(args: string[], input = ""): CliResult {
+  const [command, entry] = cliCommand();
+  const result = spawnSync(command, [...entry, ...args], {
     input,
     encoding: "utf8",
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1" },
+    timeout: 120_000,
   });
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }

@@ -1,0 +1,152 @@
+/**
+ * What `weft up` is told: its options with their defaults, checked once so that the
+ * daemon can trust them. Every check throws an Error whose message names the option.
+ */
+import { hostname } from "node:os";
+import { DEFAULT_DOMAIN, DEFAULT_TTL_SECONDS } from "../dns/constants.ts";
+import { normaliseName } from "../dns/names.ts";
+import { parseRange } from "../ipam/address.ts";
+import { DEFAULT_RANGE } from "../ipam/constants.ts";
+import { parseEndpoint } from "../net/ip.ts";
+import { isLevel, type Level } from "./log.ts";
+import { parsePeerSpec } from "./peer-spec.ts";
+import { defaultStateDir } from "./state-dir.ts";
+
+export const DEFAULT_PORT = 51820;
+export const DEFAULT_TUN_NAME = "weft0";
+/** 1500-byte Ethernet minus IPv6 (40), UDP (8) and WireGuard (32) overheads, as wg-quick. */
+export const DEFAULT_MTU = 1420;
+export const DEFAULT_METRICS = "127.0.0.1:9586";
+
+/** How this peer's IPAM starts (see the README's IPAM section). */
+export type BootstrapMode =
+  | { readonly kind: "auto" }
+  | { readonly kind: "seed" }
+  | { readonly kind: "join" }
+  | { readonly kind: "observer" }
+  | { readonly kind: "consensus"; readonly quorum: number };
+
+export interface DaemonConfig {
+  readonly stateDir: string;
+  readonly port: number;
+  /** The UDP bind address; every address when absent. */
+  readonly listenAddress: string | undefined;
+  /** The kernel TUN to bring up, or undefined to carry only the mesh's own traffic. */
+  readonly tun: { readonly name: string; readonly mtu: number } | undefined;
+  readonly peers: readonly string[];
+  readonly secretFile: string | undefined;
+  readonly range: string;
+  readonly domain: string;
+  readonly dnsTtlSeconds: number;
+  /** Where DNS is served; the overlay address, port 53, when absent and a TUN is up. */
+  readonly dnsListen: string | undefined;
+  readonly metrics: string | undefined;
+  readonly nickname: string;
+  readonly bootstrap: BootstrapMode;
+  /** Endpoints other peers may reach us at besides our interface addresses. */
+  readonly advertise: readonly string[];
+  readonly connectionLimit: number | undefined;
+  readonly logLevel: Level;
+}
+
+/** The options as the CLI hands them over: strings, unchecked. */
+export interface RawUpOptions {
+  stateDir?: string;
+  port?: string;
+  listen?: string;
+  tun?: string | boolean;
+  mtu?: string;
+  peer?: string[];
+  secretFile?: string;
+  range?: string;
+  domain?: string;
+  dnsTtl?: string;
+  dnsListen?: string;
+  metrics?: string | boolean;
+  name?: string;
+  ipalloc?: string;
+  advertise?: string[];
+  connectionLimit?: string;
+  logLevel?: string;
+}
+
+export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig {
+  const port = integer(raw.port, "--port", DEFAULT_PORT, 0, 65535); // 0: any free port
+  const mtu = integer(raw.mtu, "--mtu", DEFAULT_MTU, 1280, 65535);
+  const tunName = raw.tun === undefined || raw.tun === true ? DEFAULT_TUN_NAME : raw.tun;
+  if (tunName !== false && !/^[A-Za-z0-9_.-]{1,15}$/.test(tunName)) {
+    throw new Error(`Invalid --tun "${tunName}": 1 to 15 letters, digits, "_", "." or "-"`);
+  }
+  for (const peer of raw.peer ?? []) parsePeerSpec(peer);
+  const range = raw.range ?? DEFAULT_RANGE;
+  const parsed = parseRange(range);
+  if (!parsed.ok) throw new Error(`Invalid --range "${range}": ${parsed.error}`);
+  const domain = normaliseName(raw.domain ?? DEFAULT_DOMAIN);
+  if (domain === undefined) throw new Error(`Invalid --domain "${raw.domain}": not a DNS name`);
+  for (const [option, value] of [
+    ["--dns-listen", raw.dnsListen],
+    ["--metrics", typeof raw.metrics === "string" ? raw.metrics : undefined],
+    ...(raw.advertise ?? []).map((a) => ["--advertise", a] as const),
+  ] as const) {
+    if (value !== undefined && parseEndpoint(value) === undefined) {
+      throw new Error(`Invalid ${option} "${value}": expected HOST:PORT`);
+    }
+  }
+  const logLevel = raw.logLevel ?? "info";
+  if (!isLevel(logLevel)) {
+    throw new Error(`Invalid --log-level "${logLevel}": one of debug, info, warn, error`);
+  }
+  const nickname = raw.name ?? hostname();
+  if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(nickname)) {
+    throw new Error(
+      `Invalid --name "${nickname}": a DNS label (letters, digits, inner dashes, at most 63)`,
+    );
+  }
+  return {
+    stateDir: raw.stateDir ?? env.WEFT_STATE_DIR ?? defaultStateDir(env),
+    port,
+    listenAddress: raw.listen,
+    tun: tunName === false ? undefined : { name: tunName, mtu },
+    peers: raw.peer ?? [],
+    secretFile: raw.secretFile ?? env.WEFT_SECRET_FILE,
+    range,
+    domain,
+    dnsTtlSeconds: integer(raw.dnsTtl, "--dns-ttl", DEFAULT_TTL_SECONDS, 0, 86_400),
+    dnsListen: raw.dnsListen,
+    metrics: raw.metrics === true ? DEFAULT_METRICS : raw.metrics || undefined,
+    nickname,
+    bootstrap: parseBootstrap(raw.ipalloc ?? "auto"),
+    advertise: raw.advertise ?? [],
+    connectionLimit:
+      raw.connectionLimit === undefined
+        ? undefined
+        : integer(raw.connectionLimit, "--connection-limit", 64, 0, 10_000),
+    logLevel,
+  };
+}
+
+/** `auto`, `seed`, `join`, `observer` or `consensus=N`, in the manner of Weave's --ipalloc-init. */
+export function parseBootstrap(text: string): BootstrapMode {
+  if (text === "auto" || text === "seed" || text === "join" || text === "observer") {
+    return { kind: text };
+  }
+  const match = /^consensus=(\d{1,3})$/.exec(text);
+  if (match && Number(match[1]) >= 1) return { kind: "consensus", quorum: Number(match[1]) };
+  throw new Error(
+    `Invalid --ipalloc "${text}": one of auto, seed, join, observer, consensus=N (N peers)`,
+  );
+}
+
+function integer(
+  text: string | undefined,
+  option: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new Error(`Invalid ${option} "${text}": expected a whole number from ${min} to ${max}`);
+  }
+  return Number(text);
+}

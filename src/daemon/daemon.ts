@@ -1,0 +1,740 @@
+/**
+ * `weft up`: one peer of the mesh as a long-running process. It wires the core's layers
+ * to the runtime and to each other:
+ *
+ * ```
+ *  state dir ─► identity, IPAM ring + allocations, own DNS names, known peers
+ *  UDP socket ─► Mesh (WireGuard device, gossip, relaying) ◄─► TUN (after IPAM gives us
+ *                  │  │                                        our address)
+ *                  │  └─ channel "ipam" ─► Allocator ─► ranges per owner ─► allowed IPs
+ *                  └──── channel "dns"  ─► DnsEntries ─► DnsServer on <overlay>:53
+ *  control socket (HTTP/JSON, 0600) and Prometheus metrics ─► status, commands
+ * ```
+ */
+import { networkInterfaces } from "node:os";
+import { join } from "node:path";
+import { decode as cborDecode, encode as cborEncode } from "cbor-x";
+import { fromBase64, toBase64 } from "../crypto/index.ts";
+import type { DnsDelta } from "../dns/entries.ts";
+import { createForwarder, DnsEntries, DnsServer, parseResolvConf } from "../dns/index.ts";
+import type { DnsReplication } from "../dns/replicate.ts";
+import { replicateDns } from "../dns/replicate.ts";
+import {
+  type Address,
+  type Allocator,
+  attachAllocator,
+  type Bootstrap,
+  formatAddress,
+  parseAddress,
+  parseRange,
+} from "../ipam/index.ts";
+import { rangesToPrefixes } from "../ipam/prefixes.ts";
+import type { PeerKey } from "../mesh/gossip-state.ts";
+import { Mesh } from "../mesh/mesh.ts";
+import { type IpPrefix, parsePrefix } from "../net/ip.ts";
+import type { Endpoint, PacketConn } from "../net/packet-conn.ts";
+import type { Runtime } from "../runtime.ts";
+import type { Store } from "../store.ts";
+import { VERSION } from "../version.ts";
+import type { DaemonConfig } from "./config.ts";
+import { LateTun } from "./late-tun.ts";
+import type { Logger } from "./log.ts";
+import { type PeerSpec, parsePeerSpec, resolveSpec } from "./peer-spec.ts";
+import { ensureStateDir, lockStateDir, readFileIfExists, writeFileAtomic } from "./state-dir.ts";
+
+/** The handle of this peer's own overlay address in IPAM. */
+export const SELF_HANDLE = "weft:self";
+const ROUTES_SYNC_MS = 500;
+const ADDRESS_RETRY_MS = 5_000;
+const SAVE_PEERS_MS = 30_000;
+const DNS_PORT = 53;
+
+export interface PeerView {
+  readonly publicKey: PeerKey;
+  readonly nickname: string;
+  /** Its overlay address, from its DNS registration. */
+  readonly address: string | undefined;
+  readonly path: "direct" | "relayed" | "unreachable";
+  readonly endpoint: string | undefined;
+  /** Relays in order (keys), and their nicknames. */
+  readonly via: readonly PeerKey[];
+  readonly viaNicknames: readonly string[];
+  readonly hops: number | undefined;
+  readonly connected: boolean;
+  readonly rttMs: number | undefined;
+  readonly handshakeAgeMs: number | undefined;
+  readonly handshakes: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+}
+
+export interface DaemonStatus {
+  readonly self: {
+    readonly publicKey: PeerKey;
+    readonly nickname: string;
+    readonly address: string | undefined;
+    readonly port: number;
+    readonly tun: string | undefined;
+    readonly dns: string | undefined;
+    readonly domain: string;
+    readonly range: string;
+    readonly stateDir: string;
+    readonly runtime: string;
+    readonly version: string;
+    readonly uptimeSeconds: number;
+  };
+  readonly peers: readonly PeerView[];
+}
+
+interface SavedPeers {
+  /** Peers named with --peer or `connect`: reconnected on every start. */
+  static: { publicKey: string; endpoint: Endpoint }[];
+  /** Endpoints seen in gossip, so `host:port` finds the key of a peer known before. */
+  known: { publicKey: string; endpoints: Endpoint[] }[];
+}
+
+export class Daemon {
+  readonly config: DaemonConfig;
+  readonly mesh: Mesh;
+  readonly allocator: Allocator;
+  readonly dnsEntries: DnsEntries;
+  readonly #runtime: Runtime;
+  readonly #log: Logger;
+  readonly #store: Store;
+  readonly #dns: DnsReplication;
+  readonly #tun: LateTun;
+  readonly #unlock: () => void;
+  readonly #rangePrefix: IpPrefix;
+  readonly #startedMs: number;
+  readonly #timers: (() => void)[] = [];
+  readonly #routes = new Map<PeerKey, string>();
+  #saved: SavedPeers;
+  #address: Address | undefined;
+  #dnsServer: DnsServer | undefined;
+  #dnsEndpoint: string | undefined;
+  #stopping: Promise<void> | undefined;
+  #resolveStopped!: () => void;
+  /** Resolves once the daemon has stopped (by `stop`, a signal or `weft down`). */
+  readonly stopped: Promise<void>;
+
+  private constructor(parts: {
+    config: DaemonConfig;
+    runtime: Runtime;
+    log: Logger;
+    store: Store;
+    mesh: Mesh;
+    tun: LateTun;
+    allocator: Allocator;
+    dnsEntries: DnsEntries;
+    dns: DnsReplication;
+    unlock: () => void;
+    saved: SavedPeers;
+  }) {
+    this.config = parts.config;
+    this.#runtime = parts.runtime;
+    this.#log = parts.log;
+    this.#store = parts.store;
+    this.mesh = parts.mesh;
+    this.#tun = parts.tun;
+    this.allocator = parts.allocator;
+    this.dnsEntries = parts.dnsEntries;
+    this.#dns = parts.dns;
+    this.#unlock = parts.unlock;
+    this.#saved = parts.saved;
+    this.#rangePrefix = parsePrefix(parts.config.range)!;
+    this.#startedMs = parts.runtime.clock.now();
+    this.stopped = new Promise((resolve) => {
+      this.#resolveStopped = resolve;
+    });
+  }
+
+  /**
+   * Starts a peer: takes the state directory, binds the UDP port, joins the mesh and
+   * starts IPAM and DNS. The overlay address, the TUN and DNS serving follow as soon as
+   * IPAM grants the address (at once on a seed, after a donation on a joiner).
+   * Throws an Error with a one-line reason when it cannot start; nothing is left behind.
+   */
+  static async start(config: DaemonConfig, runtime: Runtime, log: Logger): Promise<Daemon> {
+    ensureStateDir(config.stateDir);
+    const unlock = lockStateDir(config.stateDir);
+    const undo: (() => unknown)[] = [unlock];
+    try {
+      const privateKey = loadOrCreateKey(config.stateDir, runtime, log);
+      const presharedKey = config.secretFile
+        ? readMeshSecret(config.secretFile, runtime)
+        : undefined;
+      if (!presharedKey) {
+        log(
+          "warn",
+          "daemon",
+          "no mesh secret (--secret-file): any peer that knows our key can join",
+        );
+      }
+      const store = runtime.openStore(config.stateDir);
+      const saved = loadSavedPeers(config.stateDir);
+      let conn: PacketConn;
+      try {
+        conn = await runtime.listenUdp({ port: config.port, address: config.listenAddress });
+      } catch (error) {
+        throw new Error(`Cannot bind UDP port ${config.port}: ${(error as Error).message}`);
+      }
+      undo.push(() => conn.close());
+      const tun = new LateTun(config.tun?.name ?? "none", config.tun?.mtu ?? 1420);
+      const mesh = new Mesh({
+        crypto: runtime.crypto,
+        clock: runtime.clock,
+        conn,
+        privateKey,
+        tun,
+        nickname: config.nickname,
+        advertise: advertisedEndpoints(config, conn.localPort),
+        presharedKey,
+        acceptUnknownPeers: presharedKey !== undefined,
+        connectionLimit: config.connectionLimit,
+        initialVersion: Date.now(),
+        log: (level, message) => log(level, "mesh", message),
+      });
+      privateKey.fill(0);
+      undo.push(() => mesh.close());
+      const range = parseRange(config.range);
+      if (!range.ok) throw new Error(`Invalid range: ${range.error}`);
+      const allocator = attachAllocator(mesh, {
+        range: range.range,
+        clock: runtime.clock,
+        bootstrap: chooseBootstrap(config, store, saved),
+        store,
+        onBadMessage: (from, error) => log("debug", "ipam", `bad message from ${from}: ${error}`),
+      });
+      undo.push(() => allocator.close());
+      const dnsEntries = new DnsEntries({ self: mesh.key, clock: runtime.clock });
+      restoreOwnNames(dnsEntries, store, log);
+      const dns = replicateDns(dnsEntries, mesh);
+      const daemon = new Daemon({
+        config,
+        runtime,
+        log,
+        store,
+        mesh,
+        tun,
+        allocator,
+        dnsEntries,
+        dns,
+        unlock,
+        saved,
+      });
+      undo.length = 0; // from here on, stop() undoes everything
+      daemon.#begin();
+      return daemon;
+    } catch (error) {
+      for (const step of undo.reverse()) await step();
+      throw error;
+    }
+  }
+
+  #begin(): void {
+    const { clock } = this.#runtime;
+    const { config } = this;
+    this.#log(
+      "info",
+      "daemon",
+      `weft ${VERSION} on ${this.#runtime.name} ${this.#runtime.version}: peer ${this.config.nickname} ${this.mesh.key}, UDP port ${this.mesh.localPort}, state ${config.stateDir}`,
+    );
+    for (const entry of this.#saved.static) {
+      this.mesh.addPeer({ publicKey: fromBase64(entry.publicKey), endpoint: entry.endpoint });
+    }
+    for (const text of config.peers) {
+      this.connect(text).catch((error) =>
+        this.#log("error", "daemon", `--peer ${text}: ${(error as Error).message}`),
+      );
+    }
+    this.#every(ROUTES_SYNC_MS, () => this.#syncRoutes());
+    this.#every(SAVE_PEERS_MS, () => this.#savePeers());
+    this.#timers.push(clock.setTimer(0, () => void this.#acquireAddress()));
+  }
+
+  #every(intervalMs: number, action: () => void): void {
+    const { clock } = this.#runtime;
+    let cancel = () => {};
+    const tick = () => {
+      try {
+        action();
+      } catch (error) {
+        this.#log("error", "daemon", `periodic task failed: ${(error as Error).message}`);
+      }
+      cancel = clock.setTimer(intervalMs, tick);
+    };
+    cancel = clock.setTimer(intervalMs, tick);
+    this.#timers.push(() => cancel());
+  }
+
+  /** Asks IPAM for our address until it comes, then brings the TUN and DNS up on it. */
+  async #acquireAddress(): Promise<void> {
+    if (this.config.bootstrap.kind === "observer") {
+      this.#log("info", "ipam", "observer: this peer owns no address space and takes no address");
+      await this.#serveDns(undefined);
+      return;
+    }
+    while (!this.#stopping) {
+      try {
+        this.#address = await this.allocator.allocate(SELF_HANDLE);
+        break;
+      } catch (error) {
+        if (this.#stopping) return;
+        this.#log("warn", "ipam", `no address yet: ${(error as Error).message}; retrying`);
+        await new Promise<void>((resolve) =>
+          this.#timers.push(this.#runtime.clock.setTimer(ADDRESS_RETRY_MS, resolve)),
+        );
+      }
+    }
+    if (this.#stopping || this.#address === undefined) return;
+    const address = formatAddress(this.#address);
+    this.#log("info", "ipam", `overlay address ${address}/${this.#rangePrefix.prefixLength}`);
+    try {
+      if (this.config.tun) await this.#openTun(address);
+      this.#registerOwnName(address);
+      await this.#serveDns(address);
+    } catch (error) {
+      this.#log("error", "daemon", (error as Error).message);
+      void this.stop("a part of the peer could not start");
+    }
+  }
+
+  async #openTun(address: string): Promise<void> {
+    const { name, mtu } = this.config.tun!;
+    const device = await this.#runtime.openTun({
+      name,
+      mtu,
+      addresses: [`${address}/${this.#rangePrefix.prefixLength}`],
+    });
+    if (this.#stopping) {
+      await device.close();
+      return;
+    }
+    this.#tun.attach(device);
+    this.#log(
+      "info",
+      "tun",
+      `${device.name} up with ${address}/${this.#rangePrefix.prefixLength}, MTU ${device.mtuBytes}`,
+    );
+  }
+
+  #registerOwnName(address: string): void {
+    const name = `${this.config.nickname}.${this.config.domain}`;
+    for (const record of this.dnsEntries.list()) {
+      // A name of ours left from an address we no longer have (a reclaimed ring) goes.
+      if (
+        record.owner === this.mesh.key &&
+        !record.deleted &&
+        record.name === name &&
+        record.address !== address
+      ) {
+        this.#dns.remove(record.name, record.address);
+      }
+    }
+    if (this.#dns.add(name, address)) this.#log("info", "dns", `registered ${name} ${address}`);
+    this.#saveOwnNames();
+  }
+
+  async #serveDns(address: string | undefined): Promise<void> {
+    const listen = this.config.dnsListen
+      ? parseListen(this.config.dnsListen)
+      : address && this.config.tun
+        ? { address, port: DNS_PORT }
+        : undefined;
+    if (!listen) return;
+    const runtime = this.#runtime;
+    const udp = await runtime.listenUdp(listen);
+    const tcp = await runtime.listenTcp(listen).catch(async (error) => {
+      await udp.close();
+      throw error;
+    });
+    const own = new Set([listen.address, address]);
+    const upstreams = parseResolvConf(readFileIfExists("/etc/resolv.conf") ?? "").filter(
+      (server) => !own.has(server.address),
+    );
+    this.#dnsServer = new DnsServer({
+      udp,
+      tcp,
+      names: this.dnsEntries,
+      clock: runtime.clock,
+      domain: this.config.domain,
+      ttlSeconds: this.config.dnsTtlSeconds,
+      reverseRanges: [this.#rangePrefix],
+      forwarder:
+        upstreams.length === 0
+          ? undefined
+          : createForwarder({
+              upstreams,
+              listenUdp: (options) => runtime.listenUdp(options),
+              dialTcp: runtime.dialTcp,
+              clock: runtime.clock,
+              randomBytes: (n) => runtime.crypto.randomBytes(n),
+            }),
+    });
+    this.#dnsEndpoint = `${listen.address}:${udp.localPort}`;
+    this.#log("info", "dns", `serving ${this.config.domain} on ${this.#dnsEndpoint} (UDP and TCP)`);
+  }
+
+  /** Every member's IPAM ranges become its routes: the packet path's `ownerOf`. */
+  #syncRoutes(): void {
+    const ring = this.allocator.ring;
+    const bounds = new Set<number>();
+    for (const entry of ring.entries()) {
+      bounds.add(entry.token);
+      bounds.add(entry.end);
+    }
+    const sorted = [...bounds].sort((a, b) => a - b);
+    const rangesByOwner = new Map<PeerKey, { start: number; end: number }[]>();
+    for (let i = 0; i + 1 < sorted.length; i++) {
+      const owner = ring.ownerOf(sorted[i]!);
+      if (owner === undefined || owner === this.mesh.key) continue;
+      const ranges = rangesByOwner.get(owner) ?? [];
+      ranges.push({ start: sorted[i]!, end: sorted[i + 1]! });
+      rangesByOwner.set(owner, ranges);
+    }
+    for (const [owner, ranges] of rangesByOwner) {
+      const prefixes = rangesToPrefixes(ranges);
+      const text = prefixes.map((p) => `${p.address.join(".")}/${p.prefixLength}`).join(",");
+      if (this.#routes.get(owner) === text) continue;
+      this.#routes.set(owner, text);
+      this.mesh.setAllowedIps(owner, prefixes);
+      this.#log("debug", "routes", `${owner} owns ${text}`);
+    }
+    for (const owner of this.#routes.keys()) {
+      if (rangesByOwner.has(owner)) continue;
+      this.#routes.delete(owner);
+      this.mesh.setAllowedIps(owner, []);
+    }
+  }
+
+  // ---- commands (the control API calls these) -------------------------------------------
+
+  /** Connects to `PUBKEY@host:port` or `host:port` (a key we know), and keeps it across restarts. */
+  async connect(text: string): Promise<{ publicKey: PeerKey; endpoint: Endpoint }> {
+    const spec = parsePeerSpec(text);
+    const endpoint = await resolveSpec(spec);
+    const publicKey = spec.publicKey ?? this.#knownKeyAt(endpoint, spec);
+    if (publicKey === this.mesh.key) throw new Error(`${text} is this peer itself`);
+    this.mesh.addPeer({ publicKey: fromBase64(publicKey), endpoint });
+    this.#saved.static = [
+      ...this.#saved.static.filter((p) => p.publicKey !== publicKey),
+      { publicKey, endpoint },
+    ];
+    this.#savePeers();
+    this.#log(
+      "info",
+      "daemon",
+      `connecting to ${publicKey} at ${endpoint.address}:${endpoint.port}`,
+    );
+    return { publicKey, endpoint };
+  }
+
+  #knownKeyAt(endpoint: Endpoint, spec: PeerSpec): PeerKey {
+    const same = (e: Endpoint) => e.address === endpoint.address && e.port === endpoint.port;
+    for (const key of this.mesh.topology.peers()) {
+      if (this.mesh.topology.entry(key)?.endpoints.some(same)) return key;
+    }
+    for (const entry of [
+      ...this.#saved.static.map((p) => ({ publicKey: p.publicKey, endpoints: [p.endpoint] })),
+      ...this.#saved.known,
+    ]) {
+      if (entry.endpoints.some(same)) return entry.publicKey;
+    }
+    throw new Error(
+      `No known peer at ${spec.host}:${spec.port}: give its key once, as PUBKEY@${spec.host}:${spec.port}`,
+    );
+  }
+
+  /** Stops connecting to a peer (by key, key prefix or nickname); it stays a member. */
+  forget(name: string): PeerKey {
+    const key = this.resolvePeer(name);
+    this.mesh.removePeer(key);
+    this.#saved.static = this.#saved.static.filter((p) => p.publicKey !== key);
+    this.#saved.known = this.#saved.known.filter((p) => p.publicKey !== key);
+    this.#savePeers();
+    this.#log("info", "daemon", `forgot ${key}`);
+    return key;
+  }
+
+  /** A member's key from its key, a unique key prefix (4+ characters) or its nickname. */
+  resolvePeer(name: string): PeerKey {
+    const members = new Set([
+      ...this.mesh.members(),
+      ...this.allocator.ring.entries().map((e) => e.owner),
+    ]);
+    members.delete(this.mesh.key);
+    if (members.has(name)) return name;
+    const byNick = [...members].filter((k) => this.#nicknameOf(k) === name);
+    if (byNick.length === 1) return byNick[0]!;
+    if (byNick.length > 1) throw new Error(`Several peers are called "${name}": use a key`);
+    const byPrefix = name.length >= 4 ? [...members].filter((k) => k.startsWith(name)) : [];
+    if (byPrefix.length === 1) return byPrefix[0]!;
+    if (byPrefix.length > 1) throw new Error(`"${name}" starts several peers' keys: give more`);
+    throw new Error(`No peer "${name}" (give a nickname, a public key or its first characters)`);
+  }
+
+  #nicknameOf(key: PeerKey): string {
+    return this.mesh.topology.entry(key)?.nickname ?? "";
+  }
+
+  dnsAdd(name: string, address: string): boolean {
+    const changed = this.#dns.add(this.#qualify(name), address);
+    if (changed) this.#saveOwnNames();
+    return changed;
+  }
+
+  dnsRemove(name: string, address: string | undefined): number {
+    const fqdn = this.#qualify(name);
+    const ours = this.dnsEntries
+      .lookup(fqdn)
+      .filter((r) => r.owner === this.mesh.key && (address === undefined || r.address === address));
+    for (const record of ours) this.#dns.remove(record.name, record.address);
+    if (ours.length > 0) this.#saveOwnNames();
+    return ours.length;
+  }
+
+  /** A bare name is in the mesh domain; a name with dots is taken as written. */
+  #qualify(name: string): string {
+    if (name.endsWith(".")) return name;
+    return name.includes(".") ? `${name}.` : `${name}.${this.config.domain}`;
+  }
+
+  dnsLookup(name: string): string[] {
+    return this.dnsEntries.lookup(this.#qualify(name)).map((r) => r.address);
+  }
+
+  async allocate(handle: string, address: string | undefined): Promise<string> {
+    if (address === undefined) return formatAddress(await this.allocator.allocate(handle));
+    const parsed = parseAddress(address);
+    if (parsed === undefined) throw new Error(`Invalid address "${address}"`);
+    return formatAddress(await this.allocator.claim(handle, parsed));
+  }
+
+  release(handle: string): boolean {
+    if (handle === SELF_HANDLE) throw new Error(`"${SELF_HANDLE}" is this peer's own address`);
+    return this.allocator.release(handle);
+  }
+
+  rmpeer(name: string): { peer: PeerKey; heir: PeerKey } {
+    const key = this.resolvePeer(name);
+    const removal = this.allocator.removePeer(key);
+    this.dnsEntries.removePeer(key);
+    this.#log("warn", "ipam", `removed ${key} from the ring; its ranges go to ${removal.heir}`);
+    return { peer: key, heir: removal.heir };
+  }
+
+  status(): DaemonStatus {
+    const mesh = this.mesh.status();
+    const devicePeers = new Map(
+      this.mesh.device.peers().map((p) => [toBase64(p.publicKey), p.handshakesCompleted]),
+    );
+    const nick = (key: PeerKey) =>
+      mesh.peers.find((p) => p.publicKey === key)?.nickname || key.slice(0, 8);
+    const self = this.mesh.key;
+    const byDnsOwner = new Map<PeerKey, string>();
+    for (const record of this.dnsEntries.list()) {
+      if (record.deleted) continue;
+      const nickname = mesh.peers.find((p) => p.publicKey === record.owner)?.nickname;
+      if (nickname && record.name === `${nickname}.${this.config.domain}`) {
+        byDnsOwner.set(record.owner, record.address);
+      }
+    }
+    return {
+      self: {
+        publicKey: self,
+        nickname: this.config.nickname,
+        address: this.#address === undefined ? undefined : formatAddress(this.#address),
+        port: this.mesh.localPort,
+        tun: this.#tun.attached ? this.config.tun?.name : undefined,
+        dns: this.#dnsEndpoint,
+        domain: this.config.domain,
+        range: this.config.range,
+        stateDir: this.config.stateDir,
+        runtime: `${this.#runtime.name} ${this.#runtime.version}`,
+        version: VERSION,
+        uptimeSeconds: Math.round((this.#runtime.clock.now() - this.#startedMs) / 1000),
+      },
+      peers: mesh.peers.map((p) => ({
+        publicKey: p.publicKey,
+        nickname: p.nickname,
+        address: byDnsOwner.get(p.publicKey),
+        path: p.path,
+        endpoint: p.endpoint,
+        via: p.via,
+        viaNicknames: p.via.map(nick),
+        hops: p.hops,
+        connected: p.connected,
+        rttMs: p.rttMs,
+        handshakeAgeMs: p.handshakeAgeMs,
+        handshakes: devicePeers.get(p.publicKey) ?? 0,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+      })),
+    };
+  }
+
+  /** Counters for the metrics endpoint. */
+  dnsCounters() {
+    return this.#dnsServer?.counters();
+  }
+
+  // ---- persistence ----------------------------------------------------------------------
+
+  #saveOwnNames(): void {
+    const all = this.dnsEntries.deltaFor(new Map());
+    const own: DnsDelta = { chunks: (all?.chunks ?? []).filter((c) => c.owner === this.mesh.key) };
+    this.#store.save("dns", cborEncode(this.dnsEntries.encode(own, 1 << 20)));
+  }
+
+  #savePeers(): void {
+    const known = this.mesh.topology
+      .peers()
+      .filter((key) => key !== this.mesh.key)
+      .map((key) => ({
+        publicKey: key,
+        endpoints: [...(this.mesh.topology.entry(key)?.endpoints ?? [])],
+      }))
+      .filter((p) => p.endpoints.length > 0);
+    if (known.length > 0) this.#saved.known = known;
+    writeFileAtomic(
+      join(this.config.stateDir, "peers.json"),
+      `${JSON.stringify(this.#saved, null, 1)}\n`,
+    );
+  }
+
+  /** Stops everything, saves state, removes the TUN and releases the state directory. Idempotent. */
+  stop(why = "stopping"): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#log("info", "daemon", `shutting down: ${why}`);
+      for (const cancel of this.#timers) cancel();
+      try {
+        this.#savePeers();
+      } catch (error) {
+        this.#log("warn", "daemon", `could not save peers: ${(error as Error).message}`);
+      }
+      await this.#dnsServer?.close();
+      this.allocator.close();
+      await this.mesh.close();
+      await this.#tun.close();
+      this.#unlock();
+      this.#log("info", "daemon", "stopped");
+      this.#resolveStopped();
+    })();
+    return this.#stopping;
+  }
+}
+
+function loadOrCreateKey(stateDir: string, runtime: Runtime, log: Logger): Uint8Array {
+  const path = join(stateDir, "private.key");
+  const text = readFileIfExists(path);
+  if (text !== undefined) {
+    let key: Uint8Array;
+    try {
+      key = fromBase64(text.trim());
+    } catch {
+      throw new Error(`${path} does not hold a base64 key`);
+    }
+    if (key.length !== 32) throw new Error(`${path} holds ${key.length} bytes, not a 32-byte key`);
+    return key;
+  }
+  const key = runtime.crypto.generatePrivateKey();
+  writeFileAtomic(path, `${toBase64(key)}\n`);
+  log("info", "daemon", `created a new identity in ${path}`);
+  return key;
+}
+
+/** The mesh secret file's contents, hashed to the 32-byte preshared key of every handshake. */
+function readMeshSecret(path: string, runtime: Runtime): Uint8Array {
+  const text = readFileIfExists(path);
+  if (text === undefined) throw new Error(`Mesh secret file ${path} does not exist`);
+  const secret = text.trim();
+  if (secret.length < 8)
+    throw new Error(`Mesh secret in ${path} is too short (8 characters at least)`);
+  const encoder = new TextEncoder();
+  return runtime.crypto.hash(encoder.encode("weft mesh secret v1\0"), encoder.encode(secret));
+}
+
+function loadSavedPeers(stateDir: string): SavedPeers {
+  const path = join(stateDir, "peers.json");
+  const text = readFileIfExists(path);
+  if (text === undefined) return { static: [], known: [] };
+  try {
+    const parsed = JSON.parse(text) as SavedPeers;
+    const isEndpoint = (e: Endpoint) => typeof e?.address === "string" && Number.isInteger(e?.port);
+    return {
+      static: (parsed.static ?? []).filter(
+        (p) => typeof p.publicKey === "string" && isEndpoint(p.endpoint),
+      ),
+      known: (parsed.known ?? []).filter(
+        (p) => typeof p.publicKey === "string" && Array.isArray(p.endpoints),
+      ),
+    };
+  } catch (error) {
+    throw new Error(`${path} is not valid JSON (${(error as Error).message}): fix or remove it`);
+  }
+}
+
+function restoreOwnNames(entries: DnsEntries, store: Store, log: Logger): void {
+  const bytes = store.load("dns");
+  if (bytes === undefined) return;
+  try {
+    const delta = entries.decode(cborDecode(bytes) as unknown[]);
+    entries.merge(delta, delta.chunks[0]?.owner ?? "");
+  } catch (error) {
+    log(
+      "warn",
+      "dns",
+      `saved names unreadable, starting without them: ${(error as Error).message}`,
+    );
+  }
+}
+
+function chooseBootstrap(config: DaemonConfig, store: Store, saved: SavedPeers): Bootstrap {
+  const mode = config.bootstrap;
+  switch (mode.kind) {
+    case "seed":
+    case "join":
+    case "observer":
+      return { kind: mode.kind };
+    case "consensus": {
+      const keys = config.peers.map(parsePeerSpec).map((s) => s.publicKey);
+      if (keys.some((k) => k === undefined)) {
+        throw new Error("--ipalloc consensus=N needs every --peer as PUBKEY@HOST:PORT");
+      }
+      return { kind: "consensus", peers: keys as string[], quorum: mode.quorum };
+    }
+    case "auto":
+      // The first peer of a new mesh seeds it; anyone told of peers joins. A restarted
+      // peer has its ring in the store, and the allocator resumes from that.
+      return config.peers.length > 0 || saved.static.length > 0 || store.load("ipam") !== undefined
+        ? { kind: "join" }
+        : { kind: "seed" };
+  }
+}
+
+/** Our interface addresses with our port, and any the operator added. */
+function advertisedEndpoints(config: DaemonConfig, port: number): Endpoint[] {
+  const endpoints: Endpoint[] = config.advertise.map(parseListen);
+  const bound = config.listenAddress;
+  if (bound !== undefined && bound !== "::" && bound !== "0.0.0.0") {
+    // Bound to one address: packets to any other would never reach us.
+    return [...endpoints, { address: bound, port }];
+  }
+  const tunName = config.tun?.name;
+  for (const [name, addresses] of Object.entries(networkInterfaces())) {
+    if (name === tunName) continue;
+    for (const info of addresses ?? []) {
+      if (info.internal || (info.family === "IPv6" && info.address.startsWith("fe80"))) continue;
+      endpoints.push({ address: info.address, port });
+    }
+  }
+  return endpoints.slice(0, 16);
+}
+
+function parseListen(text: string): Endpoint {
+  const colon = text.lastIndexOf(":");
+  return {
+    address: text.slice(0, colon).replace(/^\[|\]$/g, ""),
+    port: Number(text.slice(colon + 1)),
+  };
+}

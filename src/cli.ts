@@ -389,6 +389,10 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
     await new Promise((resolve) => server.close(resolve));
   }
   rmSync(socketPathOf(config.stateDir), { force: true });
+  if (daemon.failure) {
+    process.stderr.write(`weft: ${daemon.failure}\n`);
+    process.exit(1);
+  }
   // Handles of the runtime (a pending TUN read, DNS sockets) must not keep us alive.
   process.exit(0);
 }

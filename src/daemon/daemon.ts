@@ -113,6 +113,8 @@ export class Daemon {
   #dnsServer: DnsServer | undefined;
   #dnsEndpoint: string | undefined;
   #stopping: Promise<void> | undefined;
+  /** Why the daemon stopped on its own, if it did: the CLI exits non-zero with it. */
+  failure: string | undefined;
   #resolveStopped!: () => void;
   /** Resolves once the daemon has stopped (by `stop`, a signal or `weft down`). */
   readonly stopped: Promise<void>;
@@ -294,7 +296,9 @@ export class Daemon {
       this.#registerOwnName(address);
       await this.#serveDns(address);
     } catch (error) {
-      this.#log("error", "daemon", (error as Error).message);
+      const message = (error as Error).message;
+      this.#log("error", "daemon", message);
+      this.failure = this.config.tun ? `${message} (weft up --no-tun runs without a TUN)` : message;
       void this.stop("a part of the peer could not start");
     }
   }

@@ -21,5 +21,6 @@ export function createBunRuntime(): Runtime {
     listenTcp,
     dialTcp,
     openStore: (directory) => createFileStore(directory),
+    openTun: async (options) => (await import("./tun-bun.ts")).openTun(options),
   };
 }

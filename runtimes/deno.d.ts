@@ -31,4 +31,40 @@ declare namespace Deno {
     class BadResource extends Error {}
     class Interrupted extends Error {}
   }
+
+  /** The FFI types weft's bindings use (see `tun-deno.ts`); "buffer" takes a typed array. */
+  type NativeType =
+    | "i32"
+    | "u32"
+    | "i64"
+    | "u64"
+    | "isize"
+    | "usize"
+    | "buffer"
+    | "pointer"
+    | "void";
+
+  interface ForeignFunction {
+    readonly parameters: readonly NativeType[];
+    readonly result: NativeType;
+    /** Runs the call on a separate thread and returns a promise of its result. */
+    readonly nonblocking?: boolean;
+  }
+
+  /** An opaque native pointer ("pointer" results), or null. */
+  type PointerValue = object | null;
+
+  /** Loaded with `dlopen`; each symbol is a function of the declared types. */
+  interface DynamicLibrary {
+    readonly symbols: Record<string, (...args: never[]) => unknown>;
+    close(): void;
+  }
+
+  /** Needs `--allow-ffi` (or -A). Throws when the library or a symbol is missing. */
+  function dlopen(path: string, symbols: Record<string, ForeignFunction>): DynamicLibrary;
+
+  namespace UnsafePointerView {
+    /** The `byteLength` bytes at `pointer`, without a copy. */
+    function getArrayBuffer(pointer: object, byteLength: number, offset?: number): ArrayBuffer;
+  }
 }

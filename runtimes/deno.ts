@@ -25,5 +25,6 @@ export function createDenoRuntime(): Runtime {
     listenTcp,
     dialTcp,
     openStore: (directory) => createFileStore(directory),
+    openTun: async (options) => (await import("./tun-deno.ts")).openTun(options),
   };
 }

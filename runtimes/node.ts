@@ -17,5 +17,7 @@ export function createNodeRuntime(): Runtime {
     listenTcp,
     dialTcp,
     openStore: (directory) => createFileStore(directory),
+    // Loaded on first use: koffi's native module is only needed with a TUN device.
+    openTun: async (options) => (await import("./tun-node.ts")).openTun(options),
   };
 }

@@ -6,6 +6,7 @@ import type { Clock } from "./clock.ts";
 import type { Crypto } from "./crypto/index.ts";
 import type { PacketConn } from "./net/packet-conn.ts";
 import type { DialTcp, ListenTcp } from "./net/stream.ts";
+import type { Tun, TunOptions } from "./net/tun.ts";
 import type { Store } from "./store.ts";
 
 /** Where to bind a UDP socket. */
@@ -36,4 +37,10 @@ export interface Runtime {
   readonly dialTcp: DialTcp;
   /** Opens the Store of a state directory (created if missing); throws a `StoreError` when it cannot. */
   openStore(directory: string): Store;
+  /**
+   * Opens a kernel TUN device and sets its addresses and MTU and brings it up; rejects
+   * with the reason when it cannot (no root, no TUN support, the name in use). The device
+   * goes away when the Tun closes or the process exits.
+   */
+  openTun(options: TunOptions): Promise<Tun>;
 }

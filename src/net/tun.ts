@@ -3,6 +3,20 @@
  * `runtimes/`, a userspace TCP/IP stack in `src/netstack/`, a channel in `src/sim/`.
  */
 
+/** What a kernel TUN device is opened with (`Runtime.openTun`). */
+export interface TunOptions {
+  /**
+   * The interface name, at most 15 bytes (the kernel's IFNAMSIZ less its NUL); "weft0" by
+   * default. A name with "%d" (such as "weft%d") lets the kernel number it: `Tun.name`
+   * then says which name it got.
+   */
+  readonly name?: string;
+  /** The interface MTU in bytes; 1420 by default (WireGuard's). At least 1280 with IPv6 addresses. */
+  readonly mtu?: number;
+  /** Addresses with prefix lengths, IPv4 or IPv6, such as "10.40.0.1/16" or "fd00::1/64". */
+  readonly addresses?: readonly string[];
+}
+
 /** Called with each IP packet read from the host; valid only during the call unless copied. */
 export type PacketHandler = (packet: Uint8Array) => void;
 

@@ -21,7 +21,15 @@ export function compileBinary(): string {
   const outfile = join(mkdtempSync(join(tmpdir(), "weft-bin-")), "weft");
   execFileSync(
     join(BIN, "bun"),
-    ["build", "--compile", join(ROOT, "src", "cli.ts"), "--outfile", outfile],
+    [
+      "build",
+      "--compile",
+      join(ROOT, "src", "cli.ts"),
+      // The TUN adapter's worker: a binary holds only the entry points it is given.
+      join(ROOT, "runtimes", "tun-bun-worker.ts"),
+      "--outfile",
+      outfile,
+    ],
     {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],

@@ -244,6 +244,9 @@ export class Daemon {
     for (const entry of this.#saved.static) {
       this.mesh.addPeer({ publicKey: fromBase64(entry.publicKey), endpoint: entry.endpoint });
     }
+    for (const entry of this.#saved.known) {
+      this.mesh.addKnownPeer(fromBase64(entry.publicKey), entry.endpoints);
+    }
     for (const text of config.peers) {
       this.connect(text).catch((error) =>
         this.#log("error", "daemon", `--peer ${text}: ${(error as Error).message}`),

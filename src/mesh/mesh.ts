@@ -308,6 +308,20 @@ export class Mesh {
   }
 
   /**
+   * A member this peer knew before it restarted, at the endpoints it advertised then: tried
+   * like a member learned by gossip (within the connection limit, given up when it never
+   * answers), so a restarted relay finds its old neighbours without waiting to be found.
+   */
+  addKnownPeer(publicKey: Uint8Array, endpoints: readonly Endpoint[]): void {
+    const key = toBase64(publicKey);
+    if (key === this.key || this.#closed || this.#peers.has(key)) return;
+    const peer = this.#peerFor(key);
+    peer.advertised = endpoints.slice(0, CANDIDATES_PROBED);
+    peer.nextAttemptMs = this.#clock.now();
+    if (this.#pursued < this.#connectionLimit) this.#activate(peer);
+  }
+
+  /**
    * Routes the IP prefixes to a member (the daemon passes each member's IPAM ranges):
    * packets from the Tun to them go to it, and its packets must come from them. Replaces
    * what the member had; an empty list takes every route away. A member learned by gossip
@@ -937,6 +951,10 @@ export class Mesh {
       this.device.connect(peer.publicKey);
       return;
     }
+    // Pings inside a session that fail twice over may mean the other side restarted and
+    // lost it (WireGuard has no message to say so): a new handshake settles it at once,
+    // instead of when the tunnel's own timers would (15 s without answers).
+    if (peer.attempts > 2) this.device.connect(peer.publicKey);
     for (const endpoint of candidates) this.#ping(peer, endpoint, now);
   }
 

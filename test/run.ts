@@ -124,8 +124,8 @@ interface RuntimeResult {
   exitCode: number;
 }
 
-async function runNode(files: string[]): Promise<RuntimeResult> {
-  const { output, exitCode } = await run(process.execPath, [
+function nodeArgs(files: string[]): string[] {
+  return [
     "--import",
     "tsx",
     "--test",
@@ -136,8 +136,47 @@ async function runNode(files: string[]): Promise<RuntimeResult> {
     "--test-timeout=300000",
     "--test-reporter=spec",
     ...files,
-  ]);
-  return { counts: parseNode(output), exitCode };
+  ];
+}
+
+/**
+ * Files whose process Node's runner gave up on without a single result from it: a file
+ * that passes in about 30 s alone has, about once in twenty full runs on a busy machine,
+ * reported nothing for 300 s (cause not found; see the README's Tests section).
+ */
+function stalledNodeFiles(output: string): string[] {
+  const stalled = /^✖ (\S+\.test\.ts) \([\d.]+ms\)\n\s+'test timed out after \d+ms'/gm;
+  return [...output.matchAll(stalled)].map((m) => m[1]!);
+}
+
+async function runNode(files: string[]): Promise<RuntimeResult> {
+  const { output, exitCode } = await run(process.execPath, nodeArgs(files));
+  const counts = parseNode(output);
+  const stalled = stalledNodeFiles(output);
+  if (!counts || stalled.length === 0 || counts.failed !== stalled.length) {
+    return { counts, exitCode };
+  }
+  // Every failure was a stalled file: run each once more, alone, and count that run.
+  let total: Counts = { ...counts, failed: 0 };
+  for (const file of stalled) {
+    console.log(
+      `\n== node: ${relative(ROOT, file)} reported nothing for 300 s; running it once more, alone`,
+    );
+    const retry = await run(process.execPath, nodeArgs([file]));
+    const retried = parseNode(retry.output);
+    if (!retried || retry.exitCode !== 0)
+      return { counts: retried ? add(total, retried) : counts, exitCode: 1 };
+    total = add(total, retried);
+  }
+  return { counts: total, exitCode: 0 };
+}
+
+function add(a: Counts, b: Counts): Counts {
+  return {
+    passed: a.passed + b.passed,
+    failed: a.failed + b.failed,
+    skipped: a.skipped + b.skipped,
+  };
 }
 
 async function runDeno(files: string[]): Promise<RuntimeResult> {

@@ -108,6 +108,7 @@ export class Daemon {
   readonly #startedMs: number;
   readonly #timers: (() => void)[] = [];
   readonly #routes = new Map<PeerKey, string>();
+  readonly #removed = new Set<PeerKey>();
   #saved: SavedPeers;
   #address: Address | undefined;
   #dnsServer: DnsServer | undefined;
@@ -252,7 +253,10 @@ export class Daemon {
         this.#log("error", "daemon", `--peer ${text}: ${(error as Error).message}`),
       );
     }
-    this.#every(ROUTES_SYNC_MS, () => this.#syncRoutes());
+    this.#every(ROUTES_SYNC_MS, () => {
+      this.#syncRoutes();
+      this.#applyRemovals();
+    });
     this.#every(SAVE_PEERS_MS, () => this.#savePeers());
     this.#timers.push(clock.setTimer(0, () => void this.#acquireAddress()));
   }
@@ -414,6 +418,21 @@ export class Daemon {
     }
   }
 
+  /**
+   * A peer removed from the ring (`weft ipam rmpeer` anywhere) is removed from the mesh:
+   * its DNS names go on every peer as the removal record reaches it, and it is no longer
+   * pursued. (Signed membership removals replace this when invitations land.)
+   */
+  #applyRemovals(): void {
+    for (const { dead } of this.allocator.ring.removals()) {
+      if (this.#removed.has(dead) || dead === this.mesh.key) continue;
+      this.#removed.add(dead);
+      this.dnsEntries.removePeer(dead);
+      this.mesh.removePeer(dead);
+      this.#log("info", "daemon", `${dead} was removed from the mesh: its names are gone`);
+    }
+  }
+
   // ---- commands (the control API calls these) -------------------------------------------
 
   /** Connects to `PUBKEY@host:port` or `host:port` (a key we know), and keeps it across restarts. */
@@ -525,7 +544,7 @@ export class Daemon {
   rmpeer(name: string): { peer: PeerKey; heir: PeerKey } {
     const key = this.resolvePeer(name);
     const removal = this.allocator.removePeer(key);
-    this.dnsEntries.removePeer(key);
+    this.#applyRemovals();
     this.#log("warn", "ipam", `removed ${key} from the ring; its ranges go to ${removal.heir}`);
     return { peer: key, heir: removal.heir };
   }

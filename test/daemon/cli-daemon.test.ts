@@ -228,6 +228,10 @@ describe("weft daemon and CLI on loopback", () => {
       peer: betaKey,
       heir: alpha.status().self.publicKey,
     });
+    const names = (JSON.parse(alpha.cli(["dns", "ls", "--json"]).stdout) as { name: string }[]).map(
+      (e) => e.name,
+    );
+    assert.deepEqual(names, ["alpha.weft.internal."], "a removed peer's names are gone");
   });
 
   test("a restarted peer keeps its key and address", async () => {

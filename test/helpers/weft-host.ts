@@ -44,6 +44,8 @@ export function weftCommand(runtime: HostRuntime, binary?: string): string[] {
     case "node":
       return [
         process.execPath.endsWith("node") ? process.execPath : "node",
+        // For profiling the daemons: WEFT_HOST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p".
+        ...(process.env.WEFT_HOST_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
         join(ROOT, "bin", "weft.js"),
       ];
     case "deno":

@@ -98,6 +98,7 @@ function buildProgram(): Command {
     .option("--advertise <host:port>", "an endpoint others can reach us at (repeatable)", collect)
     .option("--connection-limit <n>", "most direct connections to peers learned by gossip")
     .option("--log-level <level>", "debug, info, warn or error", "info")
+    .option("--json", "log one JSON object per line")
     .action(async (options: RawUpOptions) => {
       const stateDir = program.opts().stateDir as string | undefined;
       const config = buildConfig({ ...options, stateDir });
@@ -358,7 +359,7 @@ function buildProgram(): Command {
 /** Runs the daemon in the foreground until a signal or `weft down` stops it. */
 async function runDaemon(config: DaemonConfig): Promise<void> {
   const runtime = await loadRuntime();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, undefined, config.logJson);
   const daemon = await Daemon.start(config, runtime, log);
   const servers: Server[] = [];
   let signals = 0;
@@ -369,8 +370,14 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
     }
     void daemon.stop(signal);
   };
-  process.on("SIGINT", () => onSignal("SIGINT"));
-  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  // Deno's node:process listeners do not stop the default action (exit 143 after our
+  // cleanup); its own signal API does.
+  const deno = (globalThis as { Deno?: { addSignalListener(s: string, f: () => void): void } })
+    .Deno;
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    if (deno) deno.addSignalListener(signal, () => onSignal(signal));
+    else process.on(signal, () => onSignal(signal));
+  }
   try {
     servers.push(await serveControl(daemon, socketPathOf(config.stateDir)));
     if (config.metrics) {
@@ -386,7 +393,11 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
   await daemon.stopped;
   for (const server of servers) {
     server.closeAllConnections?.();
-    await new Promise((resolve) => server.close(resolve));
+    // Bounded: on Deno a listener's close callback has been seen never to come after a signal.
+    await Promise.race([
+      new Promise((resolve) => server.close(resolve)),
+      new Promise((resolve) => setTimeout(resolve, 1_000)),
+    ]);
   }
   rmSync(socketPathOf(config.stateDir), { force: true });
   if (daemon.failure) {

@@ -47,6 +47,8 @@ export interface DaemonConfig {
   readonly advertise: readonly string[];
   readonly connectionLimit: number | undefined;
   readonly logLevel: Level;
+  /** Log lines as JSON objects. */
+  readonly logJson: boolean;
 }
 
 /** The options as the CLI hands them over: strings, unchecked. */
@@ -68,6 +70,7 @@ export interface RawUpOptions {
   advertise?: string[];
   connectionLimit?: string;
   logLevel?: string;
+  json?: boolean;
 }
 
 export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig {
@@ -122,6 +125,7 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
         ? undefined
         : integer(raw.connectionLimit, "--connection-limit", 64, 0, 10_000),
     logLevel,
+    logJson: raw.json === true,
   };
 }
 

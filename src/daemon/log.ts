@@ -1,6 +1,6 @@
 /**
- * The daemon's log: one line per event, `<ISO time> <level> <component>: <message>`, to
- * stderr, so a service manager or `2>file` keeps it and stdout stays free for commands.
+ * The daemon's log: one line per event, `<ISO time> <level> <component>: <message>`, or a
+ * JSON object per line with `--json`, to stderr, so a service manager or `2>file` keeps it.
  */
 export type Level = "debug" | "info" | "warn" | "error";
 
@@ -18,10 +18,16 @@ export function createLogger(
   level: Level,
   write: (line: string) => void = (line) => process.stderr.write(line),
   now: () => Date = () => new Date(),
+  json = false,
 ): Logger {
   const threshold = RANK[level];
   const log = (eventLevel: Level, component: string, message: string) => {
     if (RANK[eventLevel] < threshold) return;
+    if (json) {
+      const time = now().toISOString();
+      write(`${JSON.stringify({ time, level: eventLevel, component, message })}\n`);
+      return;
+    }
     // One event, one line: a message with newlines (a peer's nickname, an error's stack)
     // must not forge log lines.
     const flat = message.replace(/[\r\n]+/g, " | ");

@@ -4,8 +4,16 @@
  * arithmetic (exact: 2^32 is far below 2^53). Parsing and formatting go through
  * `src/net/ip.ts`, so IPAM reads exactly what the tunnel's configuration reads.
  *
- * IPv6 ULA ranges are not supported yet: they would need bigint for every address, size
- * and token, and the ring keeps numbers so the packet path's `ownerOf` stays cheap.
+ * IPv6 ULA ranges are not supported yet. What they would take: the ring, the space and
+ * donation counting offsets from the range's first address instead of addresses, with the
+ * range carrying its 16-byte base. Offsets stay exact numbers (below 2^53) for any IPv6
+ * prefix of /76 or longer, such as a /80 inside a ULA /48 (2^48 addresses); a whole /64
+ * would need bigint or (high, low) offsets in every comparison, `ownerOf` on the packet
+ * path included. Then: parsing and formatting 16-byte addresses here (`src/net/ip.ts`
+ * already reads them); the range as base bytes plus prefix length in ring items and the
+ * saved state (new IPAM_WIRE_VERSION and IPAM_STATE_VERSION); only the first address
+ * reserved (IPv6 has no broadcast); ranges as IPv6 prefixes for the routes (the tunnel's
+ * allowed IPs already route IPv6); AAAA records for the addresses in DNS.
  */
 import { formatIp, IPV4_BYTES, parseIp, parsePrefix } from "../net/ip.ts";
 

@@ -72,12 +72,8 @@ export function findInvariantViolation(
     if (previous !== undefined && previous.token >= entry.token) {
       return `Tokens not sorted or repeated at ${entry.token}`;
     }
-    if (entry.token < range.start || entry.end > range.end || entry.token >= entry.end) {
-      return `Entry [${entry.token}, ${entry.end}) lies outside the ring's range`;
-    }
-    if (entry.free < 0 || entry.free > entry.end - entry.token) {
-      return `Entry at ${entry.token} reports ${entry.free} free of ${entry.end - entry.token}`;
-    }
+    const fields = findEntryViolation(entry, range);
+    if (fields !== undefined) return fields;
     if (
       me !== undefined &&
       previous !== undefined &&
@@ -95,6 +91,46 @@ export function findInvariantViolation(
     previous = entry;
   }
   return undefined;
+}
+
+/** Why one entry cannot be in a ring over `range` on its own (bounds, free count), or undefined. */
+export function findEntryViolation(entry: RingEntry, range: AddressRange): string | undefined {
+  if (entry.token < range.start || entry.end > range.end || entry.token >= entry.end) {
+    return `Entry [${entry.token}, ${entry.end}) lies outside the ring's range`;
+  }
+  if (entry.free < 0 || entry.free > entry.end - entry.token) {
+    return `Entry at ${entry.token} reports ${entry.free} free of ${entry.end - entry.token}`;
+  }
+  return undefined;
+}
+
+/**
+ * How many entries of sorted `entries` reach past the next token. Zero means the ring is
+ * flat: no two entries share an address, which is how a ring looks once gossip has caught
+ * up (complete or not). A flat ring breaks no nesting rule, and the owner of an address
+ * is the one entry before it, so the ring keeps this count to check and look up cheaply.
+ */
+export function countOverlaps(entries: readonly RingEntry[]): number {
+  let overlaps = 0;
+  for (let i = 0; i + 1 < entries.length; i++) {
+    if (entries[i]!.end > entries[i + 1]!.token) overlaps++;
+  }
+  return overlaps;
+}
+
+/** The index of the first entry of sorted `entries` whose token is `token` or higher. */
+export function lowerBound(
+  entries: readonly { readonly token: Address }[],
+  token: Address,
+): number {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (entries[middle]!.token < token) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /**

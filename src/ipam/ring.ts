@@ -19,6 +19,15 @@
  * because an honest relay sends exactly that. A refusal rejects the whole delta, changes
  * nothing, and is counted by code. A peer that lies about other peers' entries can still
  * misroute them; closing that needs entries signed by their owners.
+ *
+ * Cost. Every replica merges every change in the mesh, so a merge costs about what the
+ * delta holds, not what the ring holds: entries change in place, and the ring counts its
+ * entries that reach past the next token. While that count is zero (the ring is flat, as
+ * it is whenever gossip has caught up), a delta that keeps it flat breaks no rule between
+ * entries, which the changed entries' new neighbours alone show, and the owner of an
+ * address is the entry that starts before it. A delta that nests entries, or arrives while
+ * some are nested (a newer entry came before the older one it splits), gets the whole-ring
+ * check (`findInvariantViolation`) on the ring it would make, as every delta once did.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { GossipState, PeerKey, Summary } from "../mesh/gossip-state.ts";
@@ -27,8 +36,11 @@ import { RingRejected, type RingRejectionCode, RingSeedMismatch } from "./errors
 import { preferredRemoval, type Removal, TAKEOVER_VERSION_STEP } from "./reclaim.ts";
 import { decodeRingItems, encodeRingItems, sameSeeds } from "./ring-codec.ts";
 import {
+  countOverlaps,
+  findEntryViolation,
   findInvariantViolation,
   findSegment,
+  lowerBound,
   type OwnedSegment,
   ownershipSegments,
   type RingDelta,
@@ -36,6 +48,12 @@ import {
   sameEntry,
   seedEntries,
 } from "./ring-entries.ts";
+
+/**
+ * Changes adding more new tokens than this rebuild the entry list once (linear) instead
+ * of inserting each token in place.
+ */
+const MAX_INSERTS_IN_PLACE = 16;
 
 /** Counts free addresses in [start, end) as the local peer's space sees them. */
 export type FreeCounter = (start: Address, end: number) => number;
@@ -69,10 +87,18 @@ export class Ring implements GossipState<RingDelta> {
   readonly me: PeerKey;
   readonly range: AddressRange;
   #seeds: readonly PeerKey[] = [];
-  /** Sorted by token; replaced, never mutated, so snapshots handed out stay valid. */
-  #entries: readonly RingEntry[] = [];
-  #byToken = new Map<number, RingEntry>();
-  #segments: readonly OwnedSegment[] = [];
+  /** Sorted by token, changed in place; copied first once `entries()` has handed it out. */
+  #entries: RingEntry[] = [];
+  #entriesShared = false;
+  readonly #byToken = new Map<number, RingEntry>();
+  /** The tokens of our own entries. */
+  readonly #mine = new Set<number>();
+  /** Entries whose end passes the next token (see countOverlaps); 0 while the ring is flat. */
+  #overlaps = 0;
+  /** Who owns what, computed on demand while the ring is not flat. */
+  #segments: readonly OwnedSegment[] | undefined;
+  /** What `summary()` returns, built on demand after a change. */
+  #summary: Summary | undefined;
   #digest: Uint8Array | undefined;
   /** Lane-wise sum (mod 2^32) of every entry's hash: a multiset hash kept incrementally. */
   readonly #entrySum = new Uint32Array(8);
@@ -95,19 +121,28 @@ export class Ring implements GossipState<RingDelta> {
     return this.#seeds.length > 0;
   }
 
-  /** Every entry, sorted by token (a snapshot). */
+  /** Every entry, sorted by token (a snapshot: later changes do not show in it). */
   entries(): readonly RingEntry[] {
+    this.#entriesShared = true;
     return this.#entries;
   }
 
   /** The peer that owns `address` as far as this replica knows; undefined outside any known entry. */
   ownerOf(address: Address): PeerKey | undefined {
-    return findSegment(this.#segments, address)?.owner;
+    if (this.#overlaps > 0) {
+      this.#segments ??= ownershipSegments(this.#entries);
+      return findSegment(this.#segments, address)?.owner;
+    }
+    // Flat: no two entries share an address, so only the last one starting at or before
+    // `address` can hold it.
+    const entry = this.#entries[lowerBound(this.#entries, address + 1) - 1];
+    return entry !== undefined && address < entry.end ? entry.owner : undefined;
   }
 
   /** The ranges `peer`'s own entries cover (exact for the local peer, which wrote them). */
   rangesOf(peer: PeerKey): AddressRange[] {
-    return this.#entries
+    const owned = peer === this.me ? this.#ownEntries() : this.#entries;
+    return owned
       .filter((entry) => entry.owner === peer)
       .map((entry) => ({ start: entry.token, end: entry.end }));
   }
@@ -160,6 +195,7 @@ export class Ring implements GossipState<RingDelta> {
     const known = this.#removals.get(removal.dead);
     const kept = known === undefined ? removal : preferredRemoval(known, removal);
     this.#removals.set(removal.dead, kept);
+    this.#summary = undefined;
     this.#digest = undefined;
     return this.#delta([], [kept]);
   }
@@ -201,7 +237,7 @@ export class Ring implements GossipState<RingDelta> {
       );
     }
     this.#seeds = sorted;
-    this.#commit(seedEntries(this.range, sorted, freeOf));
+    this.#apply(seedEntries(this.range, sorted, freeOf));
     return this.#delta(this.#entries);
   }
 
@@ -219,7 +255,9 @@ export class Ring implements GossipState<RingDelta> {
     }
     this.#seeds = [...saved.seeds];
     this.#removals = new Map((saved.removals ?? []).map((r) => [r.dead, r]));
-    this.#commit([...saved.entries]);
+    this.#apply(saved.entries);
+    this.#summary = undefined;
+    this.#digest = undefined;
   }
 
   /**
@@ -228,7 +266,7 @@ export class Ring implements GossipState<RingDelta> {
    * ours before, theirs, ours after. Returns the changed entries.
    */
   grant(block: AddressRange, to: PeerKey, freeOf: FreeCounter): RingDelta {
-    const host = this.#entries.find(
+    const host = this.#ownEntries().find(
       (entry) => entry.owner === this.me && entry.token <= block.start && block.end <= entry.end,
     );
     if (host === undefined || block.end <= block.start || to === this.me) {
@@ -276,8 +314,7 @@ export class Ring implements GossipState<RingDelta> {
   /** Records current free counts in our entries; the changed entries, or null. */
   reportFree(freeOf: FreeCounter): RingDelta | null {
     const changed: RingEntry[] = [];
-    for (const entry of this.#entries) {
-      if (entry.owner !== this.me) continue;
+    for (const entry of this.#ownEntries()) {
       const free = freeOf(entry.token, entry.end);
       if (free !== entry.free) changed.push({ ...entry, free, version: entry.version + 1 });
     }
@@ -288,7 +325,7 @@ export class Ring implements GossipState<RingDelta> {
 
   digest(): Uint8Array {
     if (this.#digest === undefined) {
-      // Entries enter through their running sum (see #commit), so a digest after a merge
+      // Entries enter through their running sum (see #change), so a digest after a merge
       // costs one small hash, not one over the whole ring.
       const canonical = JSON.stringify([
         this.range.start,
@@ -304,11 +341,15 @@ export class Ring implements GossipState<RingDelta> {
   }
 
   summary(): Summary {
+    if (this.#summary !== undefined) return this.#summary;
+    // Built once per change and never changed after: whoever holds one keeps a snapshot.
     const summary = new Map<string, number>();
-    if (!this.isSeeded()) return summary;
-    summary.set(this.#identityKey(), 1);
-    for (const entry of this.#entries) summary.set(String(entry.token), entry.version);
-    for (const dead of this.#removals.keys()) summary.set(`removed ${dead}`, 1);
+    if (this.isSeeded()) {
+      summary.set(this.#identityKey(), 1);
+      for (const entry of this.#entries) summary.set(String(entry.token), entry.version);
+      for (const dead of this.#removals.keys()) summary.set(`removed ${dead}`, 1);
+    }
+    this.#summary = summary;
     return summary;
   }
 
@@ -374,10 +415,10 @@ export class Ring implements GossipState<RingDelta> {
     }
     // Once we are removed, our heir rewrites our entries: that is no forgery.
     const weAreRemoved = removals.has(this.me);
-    const candidate = new Map(this.#byToken);
+    const candidate = new Map<number, RingEntry>();
     const changed: RingEntry[] = [];
     for (const theirs of delta.entries) {
-      const mine = candidate.get(theirs.token);
+      const mine = candidate.get(theirs.token) ?? this.#byToken.get(theirs.token);
       if (mine !== undefined) {
         if (theirs.version < mine.version) continue;
         if (theirs.version === mine.version) {
@@ -405,16 +446,15 @@ export class Ring implements GossipState<RingDelta> {
       changed.push(theirs);
     }
     if (changed.length === 0 && changedRemovals.length === 0 && this.isSeeded()) return null;
-    const entries = [...candidate.values()].sort((a, b) => a.token - b.token);
-    const violation = findInvariantViolation(entries, this.range, this.me);
+    const violation = this.#change(candidate);
     if (violation !== undefined) {
       const code = violation.includes(`the range ${this.me} owns`) ? "INSIDE_OUR_RANGE" : "OVERLAP";
       throw new RingRejected(code, `Refusing ring delta from ${from}: ${violation}`);
     }
-    const adoptedSeeds = !this.isSeeded();
-    if (adoptedSeeds) this.#seeds = [...delta.seeds];
+    if (!this.isSeeded()) this.#seeds = [...delta.seeds];
     this.#removals = removals;
-    this.#commit(entries);
+    this.#summary = undefined;
+    this.#digest = undefined;
     return this.#delta(changed, changedRemovals);
   }
 
@@ -438,28 +478,111 @@ export class Ring implements GossipState<RingDelta> {
 
   /** Applies our own changes; a violation here is a bug in the caller, so it throws. */
   #apply(changed: readonly RingEntry[]): void {
-    const candidate = new Map(this.#byToken);
-    for (const entry of changed) candidate.set(entry.token, entry);
-    const entries = [...candidate.values()].sort((a, b) => a.token - b.token);
-    const violation = findInvariantViolation(entries, this.range, this.me);
+    const changes = new Map(changed.map((entry) => [entry.token, entry]));
+    const violation = this.#change(changes);
     if (violation !== undefined)
       throw new Error(`Ring invariant broken by a local change: ${violation}`);
-    this.#commit(entries);
   }
 
-  #commit(entries: readonly RingEntry[]): void {
-    const byToken = new Map(entries.map((entry) => [entry.token, entry]));
-    // Entries are immutable records: only those that are not the same object changed.
-    for (const [token, old] of this.#byToken) {
-      if (byToken.get(token) !== old) addLanes(this.#entrySum, entryHash(old), -1);
+  /**
+   * Applies `changes` (by token: entries that replace ours or add new tokens) when the
+   * ring they make keeps every invariant; otherwise changes nothing and says why.
+   */
+  #change(changes: ReadonlyMap<number, RingEntry>): string | undefined {
+    if (changes.size === 0) return undefined;
+    const added: RingEntry[] = [];
+    for (const entry of changes.values()) if (!this.#byToken.has(entry.token)) added.push(entry);
+    added.sort((a, b) => a.token - b.token);
+    if (this.#overlaps === 0 && this.#staysFlat(changes, added)) {
+      if (added.length > MAX_INSERTS_IN_PLACE) {
+        this.#entries = this.#mergedWith(changes);
+        this.#entriesShared = false;
+      } else {
+        const entries = this.#writableEntries();
+        for (const entry of changes.values()) {
+          if (this.#byToken.has(entry.token)) entries[lowerBound(entries, entry.token)] = entry;
+        }
+        for (const entry of added) entries.splice(lowerBound(entries, entry.token), 0, entry);
+      }
+    } else {
+      const entries = this.#mergedWith(changes);
+      const violation = findInvariantViolation(entries, this.range, this.me);
+      if (violation !== undefined) return violation;
+      this.#entries = entries;
+      this.#entriesShared = false;
+      this.#overlaps = countOverlaps(entries);
     }
-    for (const entry of entries) {
-      if (this.#byToken.get(entry.token) !== entry) addLanes(this.#entrySum, entryHash(entry), 1);
+    for (const entry of changes.values()) {
+      const old = this.#byToken.get(entry.token);
+      if (old !== undefined) addEntryHash(this.#entrySum, old, -1);
+      addEntryHash(this.#entrySum, entry, 1);
+      this.#byToken.set(entry.token, entry);
+      if (entry.owner === this.me) this.#mine.add(entry.token);
+      else this.#mine.delete(entry.token);
     }
-    this.#entries = entries;
-    this.#byToken = byToken;
-    this.#segments = ownershipSegments(entries);
+    this.#segments = undefined;
+    this.#summary = undefined;
     this.#digest = undefined;
+    return undefined;
+  }
+
+  /**
+   * True when the ring (flat now) stays flat with `changes` (`added`: those with new
+   * tokens, sorted), each change valid on its own. Only pairs of neighbours with a changed
+   * entry in them can newly overlap, so each changed entry is checked against the entries
+   * next to it in the ring it would make. A flat ring breaks no rule between entries: none
+   * crosses or nests in another, so none of ours holds another token.
+   */
+  #staysFlat(changes: ReadonlyMap<number, RingEntry>, added: readonly RingEntry[]): boolean {
+    const entries = this.#entries;
+    const current = (entry: RingEntry) => changes.get(entry.token) ?? entry;
+    for (const entry of changes.values()) {
+      if (findEntryViolation(entry, this.range) !== undefined) return false;
+      const at = lowerBound(entries, entry.token);
+      const kept = entries[at]?.token === entry.token;
+      const addedAt = lowerBound(added, entry.token);
+      const addedIsHere = added[addedAt]?.token === entry.token;
+      // The nearest tokens before and after, among the entries we hold and those added.
+      const before = closer(entries[at - 1], added[addedAt - 1], (a, b) => a.token > b.token);
+      const after = closer(
+        entries[kept ? at + 1 : at],
+        added[addedIsHere ? addedAt + 1 : addedAt],
+        (a, b) => a.token < b.token,
+      );
+      if (before !== undefined && current(before).end > entry.token) return false;
+      if (after !== undefined && entry.end > after.token) return false;
+    }
+    return true;
+  }
+
+  /** The sorted entry list with `changes` in it. */
+  #mergedWith(changes: ReadonlyMap<number, RingEntry>): RingEntry[] {
+    const sorted = [...changes.values()].sort((a, b) => a.token - b.token);
+    const merged: RingEntry[] = [];
+    let next = 0;
+    for (const entry of this.#entries) {
+      while (next < sorted.length && sorted[next]!.token < entry.token)
+        merged.push(sorted[next++]!);
+      merged.push(sorted[next]?.token === entry.token ? sorted[next++]! : entry);
+    }
+    while (next < sorted.length) merged.push(sorted[next++]!);
+    return merged;
+  }
+
+  /** The entry list, ready to change in place: copied if a snapshot of it is out. */
+  #writableEntries(): RingEntry[] {
+    if (this.#entriesShared) {
+      this.#entries = [...this.#entries];
+      this.#entriesShared = false;
+    }
+    return this.#entries;
+  }
+
+  /** Our own entries, sorted by token. */
+  #ownEntries(): RingEntry[] {
+    return [...this.#mine]
+      .map((token) => this.#byToken.get(token)!)
+      .sort((a, b) => a.token - b.token);
   }
 
   #delta(entries: readonly RingEntry[], removals: readonly Removal[] = []): RingDelta {
@@ -480,21 +603,57 @@ export class Ring implements GossipState<RingDelta> {
   }
 }
 
-const entryHashes = new WeakMap<RingEntry, Uint32Array>();
+/**
+ * Per lane of the entry hash: a start value and an odd multiplier (the fractional parts
+ * of the square and cube roots of the first primes, as SHA-256 uses them: arbitrary
+ * constants nobody chose).
+ */
+const LANE_STARTS = [
+  0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+const LANE_MULTIPLIERS = [
+  0x428a2f99, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a5, 0xab1c5ed5,
+];
+const TWO_TO_32 = 2 ** 32;
 
-/** SHA-256 of an entry's fields as 8 words, cached per (immutable) entry object. */
-function entryHash(entry: RingEntry): Uint32Array {
-  let hash = entryHashes.get(entry);
-  if (hash === undefined) {
-    const text = `${entry.token} ${entry.end} ${entry.owner} ${entry.version} ${entry.free}`;
-    const bytes = sha256(new TextEncoder().encode(text));
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    hash = Uint32Array.from({ length: 8 }, (_, i) => view.getUint32(i * 4));
-    entryHashes.set(entry, hash);
+/**
+ * Adds (`sign` 1) or takes away (-1) an entry's 256-bit hash, 8 lanes of 32 bits, to the
+ * lane-wise sum. The digest must tell different rings apart, by accident never; it need
+ * not stop a forger, who as a member can lie about entries outright (see the header). So
+ * each lane is a multiply-xorshift over the entry's fields with its own constants: well
+ * under a microsecond, where SHA-256 per entry cost more than all the rest of a merge.
+ */
+function addEntryHash(sum: Uint32Array, entry: RingEntry, sign: 1 | -1): void {
+  const { owner, token, end, version, free } = entry;
+  for (let lane = 0; lane < 8; lane++) {
+    const multiplier = LANE_MULTIPLIERS[lane]!;
+    let h = LANE_STARTS[lane]!;
+    for (let i = 0; i < owner.length; i++) h = mix(h, owner.charCodeAt(i), multiplier);
+    h = mix(h, owner.length, multiplier);
+    h = mix(mix(h, token >>> 0, multiplier), Math.floor(token / TWO_TO_32), multiplier);
+    h = mix(mix(h, end >>> 0, multiplier), Math.floor(end / TWO_TO_32), multiplier);
+    h = mix(mix(h, version >>> 0, multiplier), Math.floor(version / TWO_TO_32), multiplier);
+    h = mix(mix(h, free >>> 0, multiplier), Math.floor(free / TWO_TO_32), multiplier);
+    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+    h ^= h >>> 16;
+    sum[lane] = (sum[lane]! + sign * (h >>> 0)) >>> 0;
   }
-  return hash;
 }
 
-function addLanes(sum: Uint32Array, hash: Uint32Array, sign: 1 | -1): void {
-  for (let i = 0; i < 8; i++) sum[i] = (sum[i]! + sign * hash[i]!) >>> 0;
+/** One step of a lane: the 32-bit state with one more word in it. */
+function mix(state: number, word: number, multiplier: number): number {
+  const h = Math.imul(state ^ word, multiplier);
+  return h ^ (h >>> 15);
+}
+
+/** Whichever of two optional entries `better` prefers; the one there if only one is. */
+function closer(
+  a: RingEntry | undefined,
+  b: RingEntry | undefined,
+  better: (a: RingEntry, b: RingEntry) => boolean,
+): RingEntry | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return better(a, b) ? a : b;
 }

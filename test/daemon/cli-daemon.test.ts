@@ -239,6 +239,7 @@ describe("weft daemon and CLI on loopback", () => {
     assert.equal(alpha.cli(["down"]).status, 0);
     assert.equal(await alpha.exited(), 0, alpha.log());
     const restarted = await startDaemon(alpha.stateDir, [
+      "--json",
       "--no-tun",
       "--port",
       "0",
@@ -249,9 +250,16 @@ describe("weft daemon and CLI on loopback", () => {
       const ok = await eventually(() => restarted.status().self.address === before.address);
       assert.ok(ok, `the address came back:\n${restarted.log()}`);
       assert.equal(restarted.status().self.publicKey, before.publicKey);
+      const lines = restarted.log().trim().split("\n").slice(-3);
+      for (const line of lines) {
+        const event = JSON.parse(line) as { level: string; component: string; message: string };
+        assert.ok(event.level && event.component && event.message, `a JSON log line: ${line}`);
+      }
     } finally {
-      restarted.cli(["down"]);
-      await restarted.exited();
+      restarted.child.kill("SIGTERM");
+      assert.equal(await restarted.exited(), 0, `SIGTERM stops it cleanly:\n${restarted.log()}`);
+      assert.match(restarted.log(), /shutting down: SIGTERM/);
+      assert.ok(!existsSync(join(alpha.stateDir, "weft.pid")), "the lock is released");
     }
   });
 });
@@ -273,6 +281,11 @@ describe("weft CLI without a daemon", () => {
     const pub = runCli(["pubkey", "--json"], privateKey);
     assert.equal(pub.status, 0, pub.stderr);
     assert.equal(JSON.parse(pub.stdout).publicKey.length, 44);
+    assert.equal(JSON.parse(runCli(["genpsk", "--json"]).stdout).presharedKey.length, 44);
+    assert.ok(
+      JSON.parse(runCli(["info", "--json"]).stdout).crypto.x25519,
+      "info names the X25519 implementation",
+    );
     for (const command of ["up", "status", "dns", "ipam", "connect"]) {
       const help = runCli([command, "--help"]);
       assert.equal(help.status, 0, `${command} --help exits 0`);

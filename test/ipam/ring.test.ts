@@ -7,15 +7,19 @@ import {
   decodeRingItems,
   encodeRingItems,
   findInvariantViolation,
+  findSegment,
   formatRange,
   isComplete,
   largestAlignedBlock,
   MAX_DELTA_ITEMS,
+  ownershipSegments,
   parseRange,
   Ring,
   type RingDelta,
+  type RingEntry,
   RingRejected,
   RingSeedMismatch,
+  sameEntry,
 } from "../../src/ipam/index.ts";
 import { GossipRejected } from "../../src/mesh/gossip-state.ts";
 import { equalBytes, peerKey, range } from "./harness.ts";
@@ -232,9 +236,34 @@ describe("ring codec", () => {
     }
   });
 
+  test("one item out of order, or repeating itself, decodes sorted and once", () => {
+    const { delta } = seeded();
+    const [good] = encodeRingItems(delta, 1000) as [unknown[]];
+    const item = (flat: number[], removals?: string[]) => [
+      [...good.slice(0, 4), [A, B], flat, ...(removals ? [removals] : [])],
+    ];
+    const decoded = decodeRingItems(
+      item([S + 20, S + 30, 1, 1, 0, S, S + 10, 0, 1, 0, S + 20, S + 30, 1, 1, 0]),
+    );
+    assert.deepEqual(
+      decoded.entries.map((e) => [e.token - S, e.owner]),
+      [
+        [0, A],
+        [20, B],
+      ],
+    );
+    const records = decodeRingItems(item([S, S + 10, 0, 1, 0], [C, B, A, C, A, B])).removals;
+    assert.deepEqual(
+      records,
+      [{ dead: C, heir: A, by: B }],
+      "one record per dead peer, the lower heir",
+    );
+  });
+
   test("refuses malformed and oversized items, naming the problem", () => {
     const { delta } = seeded();
     const [good] = encodeRingItems(delta, 1000) as [unknown[]];
+    const manyEntries = Array.from({ length: 1024 }, () => [S, S + 1, 0, 1, 0]).flat();
     const bad: [unknown[], RegExp][] = [
       [[], /at least one/],
       [[42], /array of 6/],
@@ -251,7 +280,10 @@ describe("ring codec", () => {
       [[[...good.slice(0, 5), [S, RANGE.end, 0, 1, 0, S]]], /groups of 5/],
       [[[...good.slice(0, 5), ["x", RANGE.end, 0, 1, 0]]], /non-integer/],
       [[good, [...good.slice(0, 5), [S, RANGE.end, 0, 2, 0]]], /two different entries/],
+      [[[...good.slice(0, 5), [S, S + 9, 0, 1, 0, S, S + 9, 0, 2, 0]]], /two different entries/],
+      [[[...good.slice(0, 5), [S + 9, S + 20, 0, 1, 0, S, S + 10, 0, 1, 0]]], /crosses/],
       [Array.from({ length: MAX_DELTA_ITEMS + 1 }, () => good), /exceeds 4096/],
+      [Array.from({ length: 65 }, () => [...good.slice(0, 5), manyEntries]), /exceeds 65536/],
       [[[...good.slice(0, 5), new Array(5 * 1025).fill(0)]], /exceeds 1024 entries/],
     ];
     for (const [items, reason] of bad) {
@@ -325,6 +357,197 @@ describe("merge laws", () => {
         },
       ),
       { numRuns: 2_000 },
+    );
+  });
+});
+
+/**
+ * The merge rules as a whole-ring computation (how every merge once ran): the entries a
+ * replica holding `entries` ends with after `delta`, or the code it refuses it with.
+ */
+function referenceMerge(
+  entries: readonly RingEntry[],
+  delta: RingDelta,
+  me: string,
+): { entries: RingEntry[] } | { code: string } {
+  const candidate = new Map(entries.map((entry) => [entry.token, entry]));
+  for (const theirs of delta.entries) {
+    const mine = candidate.get(theirs.token);
+    if (mine !== undefined) {
+      if (theirs.version < mine.version) continue;
+      if (theirs.version === mine.version) {
+        if (sameEntry(mine, theirs)) continue;
+        return { code: "SAME_VERSION_DIFFERS" };
+      }
+      if (mine.owner === me) return { code: "CHANGES_OUR_ENTRY" };
+      if (theirs.end > mine.end) return { code: "END_GREW" };
+    }
+    candidate.set(theirs.token, theirs);
+  }
+  const merged = [...candidate.values()].sort((a, b) => a.token - b.token);
+  const violation = findInvariantViolation(merged, RANGE, me);
+  if (violation === undefined) return { entries: merged };
+  return { code: violation.includes(`the range ${me} owns`) ? "INSIDE_OUR_RANGE" : "OVERLAP" };
+}
+
+function refusals(ring: Ring): number {
+  return Object.values(ring.stats().rejected).reduce((sum, n) => sum + (n ?? 0), 0);
+}
+
+describe("incremental merge", () => {
+  // Deltas that a replica meets: the owners' real changes in any order (so entries nest),
+  // and forgeries made from what it holds: splits, shrinks, grown ends, stolen entries,
+  // entries anywhere, several at once.
+  const forgery = fc.record({
+    kind: fc.constantFrom("split", "shrink", "grow", "steal", "anywhere", "bad free"),
+    pick: fc.nat(),
+    at: fc.nat(255),
+    size: fc.integer({ min: 1, max: 96 }),
+    owner: fc.nat(3),
+    version: fc.integer({ min: 0, max: 3 }),
+    free: fc.nat(4),
+  });
+  const step = fc.oneof(
+    { weight: 3, arbitrary: fc.record({ log: fc.nat() }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({ forged: fc.array(forgery, { minLength: 1, maxLength: 3 }) }),
+    },
+  );
+
+  test("decides and ends exactly as the whole-ring check does, and lookups follow", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ start: fc.nat(255), size: fc.integer({ min: 1, max: 64 }), to: fc.nat(2) }),
+          { maxLength: 25 },
+        ),
+        fc.nat(3),
+        fc.array(step, { maxLength: 40 }),
+        (grants, meIndex, steps) => {
+          const keys = [A, B, C, peerKey(4)];
+          const owners = keys.slice(0, 3).map((me) => new Ring({ me, range: RANGE }));
+          const log: RingDelta[] = [owners[0]!.seed(keys.slice(0, 3), allFree)];
+          for (const ring of owners.slice(1)) ring.merge(log[0]!, A);
+          for (const g of grants) {
+            const owner = owners.find((r) => r.ownerOf(S + g.start) === r.me)!;
+            const host = owner
+              .rangesOf(owner.me)
+              .find((r) => r.start <= S + g.start && S + g.start < r.end)!;
+            const to = keys[g.to]!;
+            if (to === owner.me) continue;
+            const delta = owner.grant(
+              { start: S + g.start, end: Math.min(host.end, S + g.start + g.size) },
+              to,
+              allFree,
+            );
+            log.push(delta);
+            owners[g.to]!.merge(delta, owner.me);
+          }
+          const me = keys[meIndex]!;
+          const ring = new Ring({ me, range: RANGE });
+          ring.merge(log[0]!, A);
+          for (const s of steps) {
+            const held = ring.entries();
+            const heldCopy = [...held];
+            let delta: RingDelta;
+            if ("log" in s) delta = log[s.log % log.length]!;
+            else {
+              const forged = new Map<number, RingEntry>();
+              for (const f of s.forged) {
+                const base = held[f.pick % held.length]!;
+                const owner = keys[f.owner]!;
+                const version = base.version + f.version;
+                let entry: RingEntry;
+                if (f.kind === "split") {
+                  const token = base.token + 1 + (f.at % Math.max(1, base.end - base.token - 1));
+                  if (token >= base.end) continue;
+                  entry = { token, end: base.end, owner, version: 1 + f.version, free: 0 };
+                } else if (f.kind === "shrink") {
+                  const end = base.token + 1 + (f.at % (base.end - base.token));
+                  entry = {
+                    ...base,
+                    end,
+                    version: version + 1,
+                    free: Math.min(base.free, end - base.token),
+                  };
+                } else if (f.kind === "grow") {
+                  entry = {
+                    ...base,
+                    end: Math.min(RANGE.end, base.end + f.size),
+                    version: version + 1,
+                  };
+                } else if (f.kind === "bad free") {
+                  const free = f.free % 2 ? -f.free : base.end - base.token + 1 + f.free;
+                  entry = { ...base, owner, version: version + 1, free };
+                } else if (f.kind === "steal") {
+                  entry = { ...base, owner, version };
+                } else {
+                  const token = S + f.at;
+                  entry = {
+                    token,
+                    end: Math.min(RANGE.end, token + f.size),
+                    owner,
+                    version: 1 + f.version,
+                    free: f.free,
+                  };
+                }
+                forged.set(entry.token, entry);
+              }
+              if (forged.size === 0) continue;
+              delta = {
+                ...log[0]!,
+                entries: [...forged.values()].sort((a, b) => a.token - b.token),
+              };
+            }
+            const expected = referenceMerge(held, delta, me);
+            const digestBefore = ring.digest();
+            const refusedBefore = refusals(ring);
+            let outcome: { entries: RingEntry[] } | { code: string };
+            try {
+              ring.merge(delta, C);
+              outcome = { entries: [...ring.entries()] };
+            } catch (error) {
+              assert.ok(
+                error instanceof RingRejected,
+                `only refusals are thrown: ${String(error)}`,
+              );
+              outcome = { code: error.code };
+              assert.deepEqual(ring.entries(), heldCopy, "a refused delta changes no entry");
+              assert.ok(equalBytes(ring.digest(), digestBefore), "nor the digest");
+              assert.equal(refusals(ring), refusedBefore + 1, "and is counted");
+            }
+            assert.deepEqual(outcome, expected, `merge of ${JSON.stringify(delta.entries)}`);
+            assert.deepEqual(held, heldCopy, "a snapshot taken before the merge is unchanged");
+            const entries = ring.entries();
+            const segments = ownershipSegments(entries);
+            for (let address = S - 1; address <= RANGE.end; address++) {
+              assert.equal(
+                ring.ownerOf(address),
+                findSegment(segments, address)?.owner,
+                `owner of ${address}`,
+              );
+            }
+            assert.deepEqual(
+              ring.rangesOf(me),
+              entries.filter((e) => e.owner === me).map((e) => ({ start: e.token, end: e.end })),
+              "rangesOf(me) lists our entries",
+            );
+            const fresh = new Ring({ me: peerKey(9), range: RANGE });
+            fresh.merge({ ...log[0]!, entries }, A);
+            assert.ok(
+              equalBytes(fresh.digest(), ring.digest()),
+              "the digest is that of the same entries merged at once",
+            );
+            assert.deepEqual(
+              ring.summary(),
+              fresh.summary(),
+              "the summary is that of the same entries merged at once",
+            );
+          }
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });

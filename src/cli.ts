@@ -372,8 +372,9 @@ async function runDaemon(config: DaemonConfig): Promise<void> {
   };
   // Deno's node:process listeners do not stop the default action (exit 143 after our
   // cleanup); its own signal API does.
-  const deno = (globalThis as { Deno?: { addSignalListener(s: string, f: () => void): void } })
-    .Deno;
+  const deno = (
+    globalThis as unknown as { Deno?: { addSignalListener(s: string, f: () => void): void } }
+  ).Deno;
   for (const signal of ["SIGINT", "SIGTERM"]) {
     if (deno) deno.addSignalListener(signal, () => onSignal(signal));
     else process.on(signal, () => onSignal(signal));

@@ -16,8 +16,12 @@ export interface RunningDaemon {
   /** `status --json`, parsed; throws when the daemon does not answer. */
   status(): DaemonStatusJson;
   log(): string;
-  /** Resolves with the exit code once the process has ended (or after `timeoutMs`, with null). */
-  exited(timeoutMs?: number): Promise<number | null>;
+  /**
+   * Resolves with the exit code once the process has ended (null: ended by a signal, as
+   * Deno's child_process reports a child it sent one, whatever the child's exit code),
+   * or "timeout" after `timeoutMs`.
+   */
+  exited(timeoutMs?: number): Promise<number | null | "timeout">;
   /** Kills the process if still running and removes its state directory. */
   cleanup(): Promise<void>;
 }

@@ -210,16 +210,19 @@ function buildProgram(): Command {
     });
   dns
     .command("lookup")
-    .description("the addresses of a mesh name, as this peer's DNS answers")
-    .argument("<name>")
+    .description(
+      "the addresses of a mesh name, or the names of an address, as this peer's DNS answers",
+    )
+    .argument("<name-or-address>")
     .option("--json", "print JSON")
     .action(async (name: string, options: Json) => {
       const r = (await daemon("GET", `/v1/dns/lookup?name=${encodeURIComponent(name)}`)) as {
         addresses: string[];
+        names: string[];
       };
-      if (r.addresses.length === 0 && !options.json)
-        throw new Error(`${name}: no such name in the mesh`);
-      print(options, r, () => r.addresses.join("\n"));
+      const found = [...r.addresses, ...r.names];
+      if (found.length === 0 && !options.json) throw new Error(`${name}: no such name in the mesh`);
+      print(options, r, () => found.join("\n"));
     });
 
   const ipam = program.command("ipam").description("the mesh's address allocation");

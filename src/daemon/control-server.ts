@@ -40,7 +40,7 @@ const ROUTES: Record<string, Handler> = {
   "GET /v1/dns/lookup": (d, _body, query) => {
     const name = query.get("name");
     if (!name) throw new Error(`"name" is required`);
-    return { name, addresses: d.dnsLookup(name) };
+    return { name, ...d.dnsLookup(name) };
   },
   "GET /v1/ipam/status": (d) => ({
     range: d.config.range,

@@ -31,7 +31,7 @@ import {
 import { rangesToPrefixes } from "../ipam/prefixes.ts";
 import type { PeerKey } from "../mesh/gossip-state.ts";
 import { Mesh } from "../mesh/mesh.ts";
-import { type IpPrefix, parsePrefix } from "../net/ip.ts";
+import { type IpPrefix, parseIp, parsePrefix } from "../net/ip.ts";
 import type { Endpoint, PacketConn } from "../net/packet-conn.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Store } from "../store.ts";
@@ -525,8 +525,15 @@ export class Daemon {
     return name.includes(".") ? `${name}.` : `${name}.${this.config.domain}`;
   }
 
-  dnsLookup(name: string): string[] {
-    return this.dnsEntries.lookup(this.#qualify(name)).map((r) => r.address);
+  /** The addresses of a name, or for an IP address the names that have it (reverse lookup). */
+  dnsLookup(name: string): { addresses: string[]; names: string[] } {
+    if (parseIp(name) !== undefined) {
+      return { addresses: [], names: this.dnsEntries.reverseLookup(name).map((r) => r.name) };
+    }
+    return {
+      addresses: this.dnsEntries.lookup(this.#qualify(name)).map((r) => r.address),
+      names: [],
+    };
   }
 
   async allocate(handle: string, address: string | undefined): Promise<string> {

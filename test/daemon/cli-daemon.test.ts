@@ -110,6 +110,8 @@ describe("weft daemon and CLI on loopback", () => {
     assert.ok(seen, "web.weft.internal reached alpha");
     const json = JSON.parse(alpha.cli(["dns", "lookup", "WEB.weft.internal", "--json"]).stdout);
     assert.deepEqual(json.addresses, ["10.40.200.7"]);
+    const reverse = alpha.cli(["dns", "lookup", "10.40.200.7"]);
+    assert.equal(reverse.stdout.trim(), "web.weft.internal.", "reverse lookup of an address");
     const ls = alpha.cli(["dns", "ls", "--json"]);
     const names = (JSON.parse(ls.stdout) as { name: string }[]).map((e) => e.name).sort();
     assert.deepEqual(names, ["alpha.weft.internal.", "beta.weft.internal.", "web.weft.internal."]);

@@ -146,7 +146,8 @@ function nodeArgs(files: string[]): string[] {
  */
 function stalledNodeFiles(output: string): string[] {
   const stalled = /^✖ (\S+\.test\.ts) \([\d.]+ms\)\n\s+'test timed out after \d+ms'/gm;
-  return [...output.matchAll(stalled)].map((m) => m[1]!);
+  // Node names a failed file twice: where it ran, and again in its closing list.
+  return [...new Set([...output.matchAll(stalled)].map((m) => m[1]!))];
 }
 
 async function runNode(files: string[]): Promise<RuntimeResult> {

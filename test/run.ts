@@ -186,12 +186,14 @@ async function runDeno(files: string[]): Promise<RuntimeResult> {
 }
 
 async function runBun(files: string[]): Promise<RuntimeResult> {
-  const { output, exitCode } = await run(join(BIN, "bun"), [
-    "test",
-    "--timeout",
-    "600000",
-    ...files,
-  ]);
+  const args = ["test", "--timeout", "600000", ...files];
+  let { output, exitCode } = await run(join(BIN, "bun"), args);
+  if (output.includes(": killed after ")) {
+    // Seen once (2026-11-28): Bun's run sat in the wireguard-go 20 MiB interop test, which
+    // passes in about 6 s, until the step was killed. Run the whole step once more, and say so.
+    console.log("\n== bun: the step hung and was killed; running it once more");
+    ({ output, exitCode } = await run(join(BIN, "bun"), args));
+  }
   return { counts: parseBun(output), exitCode };
 }
 

@@ -16,7 +16,7 @@ import {
   statSync,
   writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { checkStoreName, type Store, StoreError } from "../src/store.ts";
 
 /** Blobs larger than this are refused on load, before reading them. */
@@ -36,7 +36,6 @@ export function createFileStore(directory: string, options: FileStoreOptions = {
       cause: error,
     });
   }
-  let saves = 0;
   return {
     load(name) {
       checkStoreName(name);
@@ -59,26 +58,36 @@ export function createFileStore(directory: string, options: FileStoreOptions = {
     },
     save(name, bytes) {
       checkStoreName(name);
-      const path = join(directory, `${name}.state`);
-      const temp = join(directory, `.${name}.${Date.now()}-${saves++}.tmp`);
-      try {
-        const fd = openSync(temp, "wx", 0o600);
-        try {
-          for (let offset = 0; offset < bytes.length; ) {
-            offset += writeSync(fd, bytes, offset, bytes.length - offset);
-          }
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        renameSync(temp, path);
-      } catch (error) {
-        rmSync(temp, { force: true });
-        throw new StoreError("WRITE_FAILED", `Cannot save state file "${path}"`, { cause: error });
-      }
-      syncDirectory(directory);
+      writeFileAtomic(join(directory, `${name}.state`), bytes);
     },
   };
+}
+
+let saves = 0;
+
+/**
+ * Replaces `path` atomically and durably, mode 0600: a temporary file beside it, fsync,
+ * rename, fsync of the directory. Throws a `StoreError` ("WRITE_FAILED") naming the file.
+ */
+export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  const directory = dirname(path);
+  const temp = join(directory, `.${basename(path)}.${Date.now()}-${saves++}.tmp`);
+  try {
+    const fd = openSync(temp, "wx", 0o600);
+    try {
+      for (let offset = 0; offset < bytes.length; ) {
+        offset += writeSync(fd, bytes, offset, bytes.length - offset);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw new StoreError("WRITE_FAILED", `Cannot save state file "${path}"`, { cause: error });
+  }
+  syncDirectory(directory);
 }
 
 /** Makes a rename in `directory` durable. */

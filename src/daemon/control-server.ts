@@ -6,6 +6,7 @@
  */
 import { chmodSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { formatAddress } from "../ipam/address.ts";
 import type { Daemon } from "./daemon.ts";
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -46,11 +47,11 @@ const ROUTES: Record<string, Handler> = {
     range: d.config.range,
     ...d.allocator.status(),
     allocations: Object.fromEntries(
-      [...d.allocator.allocations()].map(([handle, address]) => [handle, formatIpv4(address)]),
+      [...d.allocator.allocations()].map(([handle, address]) => [handle, formatAddress(address)]),
     ),
     ring: d.allocator.ring.entries().map((e) => ({
-      start: formatIpv4(e.token),
-      end: formatIpv4(e.end - 1),
+      start: formatAddress(e.token),
+      end: formatAddress(e.end - 1),
       owner: e.owner,
       free: e.free,
       version: e.version,
@@ -63,10 +64,6 @@ const ROUTES: Record<string, Handler> = {
   "POST /v1/ipam/release": (d, body) => ({ released: d.release(string(body, "handle")) }),
   "POST /v1/ipam/rmpeer": (d, body) => d.rmpeer(string(body, "peer")),
 };
-
-function formatIpv4(address: number): string {
-  return [address >>> 24, (address >>> 16) & 255, (address >>> 8) & 255, address & 255].join(".");
-}
 
 /** Serves the control API for `daemon` on `socketPath`; resolves once listening. */
 export async function serveControl(daemon: Daemon, socketPath: string): Promise<Server> {

@@ -14,6 +14,7 @@
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { decode as cborDecode, encode as cborEncode } from "cbor-x";
+import { writeFileAtomic } from "../../runtimes/file-store.ts";
 import { fromBase64, toBase64 } from "../crypto/index.ts";
 import type { DnsDelta } from "../dns/entries.ts";
 import { createForwarder, DnsEntries, DnsServer, parseResolvConf } from "../dns/index.ts";
@@ -40,7 +41,7 @@ import type { DaemonConfig } from "./config.ts";
 import { LateTun } from "./late-tun.ts";
 import type { Logger } from "./log.ts";
 import { type PeerSpec, parsePeerSpec, resolveSpec } from "./peer-spec.ts";
-import { ensureStateDir, lockStateDir, readFileIfExists, writeFileAtomic } from "./state-dir.ts";
+import { ensureStateDir, lockStateDir, readFileIfExists } from "./state-dir.ts";
 
 /** The handle of this peer's own overlay address in IPAM. */
 export const SELF_HANDLE = "weft:self";
@@ -631,7 +632,7 @@ export class Daemon {
     if (known.length > 0) this.#saved.known = known;
     writeFileAtomic(
       join(this.config.stateDir, "peers.json"),
-      `${JSON.stringify(this.#saved, null, 1)}\n`,
+      new TextEncoder().encode(`${JSON.stringify(this.#saved, null, 1)}\n`),
     );
   }
 
@@ -671,7 +672,7 @@ function loadOrCreateKey(stateDir: string, runtime: Runtime, log: Logger): Uint8
     return key;
   }
   const key = runtime.crypto.generatePrivateKey();
-  writeFileAtomic(path, `${toBase64(key)}\n`);
+  writeFileAtomic(path, new TextEncoder().encode(`${toBase64(key)}\n`));
   log("info", "daemon", `created a new identity in ${path}`);
   return key;
 }

@@ -1,18 +1,9 @@
 /**
  * The daemon's state directory: where it finds its identity and saved state, and the
- * lock that keeps a second daemon off it. Files with secrets are mode 0600 and every
- * write is atomic (temporary file, fsync, rename, fsync of the directory).
+ * lock that keeps a second daemon off it. Files are written with the Store's
+ * `writeFileAtomic` (mode 0600, temporary file, fsync, rename, fsync of the directory).
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -29,32 +20,6 @@ export function ensureStateDir(directory: string): void {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new Error(`Cannot create the state directory ${directory}: ${reason(error)}`);
-  }
-}
-
-/** Writes `data` to `path` atomically and durably, mode 0600. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const temporary = `${path}.${process.pid}.tmp`;
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const fd = openSync(temporary, "w", 0o600);
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
-  const directory = path.slice(0, Math.max(1, path.lastIndexOf("/")));
-  try {
-    const dirFd = openSync(directory, "r");
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
   }
 }
 

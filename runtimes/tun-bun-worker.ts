@@ -7,7 +7,7 @@
 /// <reference path="./bun.d.ts" />
 import { dlopen } from "bun:ffi";
 import { parentPort } from "node:worker_threads";
-import { POLLFD_BYTES, POLLIN } from "./tun-linux.ts";
+import { POLLFD_BYTES, setPollFds } from "./tun-linux.ts";
 
 /** What the main thread asks of this one. */
 export type TunWorkerRequest =
@@ -23,17 +23,12 @@ const { poll, close } = dlopen("libc.so.6", {
 };
 
 const pollFds = new Uint8Array(2 * POLLFD_BYTES);
-const ints = new Int32Array(pollFds.buffer);
-const shorts = new Int16Array(pollFds.buffer);
 
 parentPort!.on("message", (request: TunWorkerRequest) => {
   if (request.op === "close") {
     parentPort!.postMessage(close(request.fd));
     return;
   }
-  ints[0] = request.fd;
-  shorts[2] = POLLIN;
-  ints[2] = request.wakeFd;
-  shorts[6] = POLLIN;
+  setPollFds(pollFds, request.fd, request.wakeFd);
   parentPort!.postMessage(poll(pollFds, 2, -1));
 });

@@ -9,7 +9,7 @@ import {
   type LinuxTun,
   openLinuxTun,
   POLLFD_BYTES,
-  POLLIN,
+  setPollFds,
   type TunSyscalls,
 } from "./tun-linux.ts";
 
@@ -64,12 +64,7 @@ function syscalls(): TunSyscalls {
       await libc.close(fd);
     },
     waitReadable: async (fd, wakeFd) => {
-      const ints = new Int32Array(pollFds.buffer);
-      const shorts = new Int16Array(pollFds.buffer);
-      ints[0] = fd;
-      shorts[2] = POLLIN;
-      ints[2] = wakeFd;
-      shorts[6] = POLLIN;
+      setPollFds(pollFds, fd, wakeFd);
       await libc.poll(pollFds, 2, -1);
     },
     release: () => {},

@@ -47,6 +47,21 @@ export const EFD_CLOEXEC = O_CLOEXEC;
 export const POLLFD_BYTES = 8;
 export const POLLIN = 0x0001;
 
+/**
+ * Fills `pollFds` (2 x `struct pollfd`) to wait for input on the device and on the wake
+ * eventfd; revents are cleared, since poll(2) only writes them.
+ */
+export function setPollFds(pollFds: Uint8Array, fd: number, wakeFd: number): void {
+  const ints = new Int32Array(pollFds.buffer, pollFds.byteOffset, 4);
+  const shorts = new Int16Array(pollFds.buffer, pollFds.byteOffset, 8);
+  ints[0] = fd;
+  shorts[2] = POLLIN;
+  shorts[3] = 0;
+  ints[2] = wakeFd;
+  shorts[6] = POLLIN;
+  shorts[7] = 0;
+}
+
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM",
   2: "ENOENT",

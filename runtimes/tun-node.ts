@@ -9,7 +9,7 @@ import {
   type LinuxTun,
   openLinuxTun,
   POLLFD_BYTES,
-  POLLIN,
+  setPollFds,
   type TunSyscalls,
 } from "./tun-linux.ts";
 
@@ -61,12 +61,7 @@ function syscalls(): TunSyscalls {
     eventfd: (initialValue, flags) => checked(c.eventfd(initialValue, flags)),
     close: (fd) => new Promise((resolve) => c.close.async(fd, () => resolve())),
     waitReadable: (fd, wakeFd) => {
-      const ints = new Int32Array(pollFds.buffer);
-      const shorts = new Int16Array(pollFds.buffer);
-      ints[0] = fd;
-      shorts[2] = POLLIN;
-      ints[2] = wakeFd;
-      shorts[6] = POLLIN;
+      setPollFds(pollFds, fd, wakeFd);
       return new Promise((resolve) => c.poll.async(pollFds, 2, -1, () => resolve()));
     },
     release: () => {},

@@ -14,6 +14,11 @@
  * address against the sender's allowed IPs (cryptokey routing is untouched).
  *
  * Topology and, later, IPAM and DNS ride on the gossip engine over connections.
+ *
+ * Admission: with `isMember` (the membership CRDT's verdict) a key gets in only while it
+ * is a member, wherever it would get in: an initiation from another key is refused before
+ * any session state exists; topology gossip, static configuration and relay frames never
+ * make a key a member; and `revalidateMembers()` throws out whoever stopped being one.
  */
 import type { CancelTimer, Clock } from "../clock.ts";
 import { type Crypto, fromBase64, toBase64, toHex } from "../crypto/index.ts";
@@ -72,6 +77,15 @@ export interface MeshOptions {
    * as Weave's password is, until invitations replace it.
    */
   readonly acceptUnknownPeers?: boolean;
+  /**
+   * Who may be a peer at all (the membership set, `src/membership/`). When given it is the
+   * only admission rule: `acceptUnknownPeers`, topology gossip and `addPeer` admit no one
+   * by themselves, a non-member is never put into the Device, dialled or relayed for, and
+   * its handshakes, relay frames and control frames are dropped (counted). Call
+   * `revalidateMembers()` whenever its answers change. Called per relay and control
+   * frame: it must be cheap and must not throw.
+   */
+  readonly isMember?: (key: PeerKey) => boolean;
   /** Random numbers for jitter and peer choice; Math.random by default. */
   readonly random?: () => number;
   readonly log?: (level: LogLevel, message: string) => void;
@@ -156,7 +170,17 @@ export type MeshDropReason =
   | "no-path"
   | "unexpected-pong"
   | "broadcast-not-from-parent"
-  | "version-mismatch";
+  | "version-mismatch"
+  /** With `isMember`: an initiation from a key that is not a member, refused before any session. */
+  | "handshake-not-member"
+  /** With `isMember`: a control frame in the session of a peer that is no longer a member. */
+  | "control-not-member"
+  /** With `isMember`: a relay frame whose source is not a member (at a relay or the destination). */
+  | "relay-source-not-member"
+  /** With `isMember`: a relay frame for a destination that is not a member. */
+  | "relay-destination-not-member"
+  /** With `isMember`: a broadcast datagram whose origin is not a member. */
+  | "broadcast-not-member";
 
 export class Mesh {
   readonly publicKey: Uint8Array;
@@ -174,6 +198,9 @@ export class Mesh {
   readonly #advertise: readonly Endpoint[];
   readonly #connectionLimit: number;
   readonly #acceptUnknownPeers: boolean;
+  readonly #isMember: ((key: PeerKey) => boolean) | undefined;
+  /** A deferred `revalidateMembers()` is queued (the Device must not lose a peer mid-call). */
+  #revalidatePending = false;
   /** Keys admitted for a handshake that has not completed yet, with when they came. */
   readonly #tentative = new Map<PeerKey, number>();
   readonly #maxFrameBytes: number;
@@ -220,6 +247,7 @@ export class Mesh {
     this.#advertise = options.advertise ?? [];
     this.#connectionLimit = options.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
     this.#acceptUnknownPeers = options.acceptUnknownPeers ?? options.presharedKey !== undefined;
+    this.#isMember = options.isMember;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     // Relay header, transport header and tag around it, and padding to 16 bytes.
     this.#relayedMaxFrameBytes =
@@ -314,7 +342,7 @@ export class Mesh {
    */
   addKnownPeer(publicKey: Uint8Array, endpoints: readonly Endpoint[]): void {
     const key = toBase64(publicKey);
-    if (key === this.key || this.#closed || this.#peers.has(key)) return;
+    if (key === this.key || this.#closed || this.#peers.has(key) || !this.#allowed(key)) return;
     const peer = this.#peerFor(key);
     peer.advertised = endpoints.slice(0, CANDIDATES_PROBED);
     peer.nextAttemptMs = this.#clock.now();
@@ -352,11 +380,43 @@ export class Mesh {
     return true;
   }
 
+  /**
+   * Applies a change of `isMember`'s answers (call it on every membership change; without
+   * `isMember` it does nothing). Every peer that is no longer a member leaves the Device,
+   * which wipes its session keys, so its packets fail to decrypt from now on; its direct
+   * path and connection go (topology and gossip hear of it), and it is forgotten unless
+   * it is a static peer (kept, but not dialled while it is not a member). Members that
+   * topology gossip told us of before they were admitted are tried now. Returns the keys
+   * thrown out.
+   */
+  revalidateMembers(): PeerKey[] {
+    const evicted: PeerKey[] = [];
+    if (this.#isMember === undefined || this.#closed) return evicted;
+    const now = this.#clock.now();
+    for (const peer of [...this.#peers.values()]) {
+      if (this.#allowed(peer.key)) {
+        // A static peer admitted since it was configured: dial it now, not at its backoff.
+        if (peer.isStatic && !peer.inDevice) {
+          peer.attempts = 0;
+          peer.nextAttemptMs = now;
+        }
+        continue;
+      }
+      evicted.push(peer.key);
+      this.#evict(peer);
+    }
+    for (const key of this.topology.peers()) {
+      if (key === this.key || this.#peers.has(key) || !this.#allowed(key)) continue;
+      this.#learnMember(key);
+    }
+    this.#routes = undefined; // routes leave non-members out
+    return evicted;
+  }
+
   /** Sends an application datagram to a member, relayed if need be; false if it is unknown. */
   sendDatagram(to: PeerKey, port: number, data: Uint8Array): boolean {
     const peer = this.#peers.get(to);
-    if (!peer || this.#closed) return false;
-    this.#materialize(peer);
+    if (!peer || this.#closed || !this.#materialize(peer)) return false;
     this.#sendFrame(peer, encodeFrame({ type: "datagram", port, data }));
     return true;
   }
@@ -387,14 +447,16 @@ export class Mesh {
 
   /** Members this peer knows of (excluding itself). */
   members(): PeerKey[] {
-    return [...this.#peers.keys()];
+    return [...this.#peers.keys()].filter((key) => this.#allowed(key));
   }
 
   /** Members that messages can reach now, directly or through relays. */
   reachable(): PeerKey[] {
     const routes = this.#currentRoutes();
     return [...this.#peers.values()]
-      .filter((peer) => peer.direct || routes.hops(peer.key) !== undefined)
+      .filter(
+        (peer) => this.#allowed(peer.key) && (peer.direct || routes.hops(peer.key) !== undefined),
+      )
       .map((peer) => peer.key);
   }
 
@@ -467,9 +529,62 @@ export class Mesh {
     return peer;
   }
 
-  /** Puts a member into the Device when there is traffic for it (key derivation costs a DH). */
-  #materialize(peer: PeerState): void {
-    if (peer.inDevice) return;
+  /** Whether `key` may be a peer: a member, or anyone when no `isMember` is set. */
+  #allowed(key: PeerKey): boolean {
+    return this.#isMember === undefined || this.#isMember(key);
+  }
+
+  /**
+   * Throws a peer that is no longer a member out of the Device (keys wiped, so its
+   * packets fail to decrypt) and out of our connections; forgotten unless static.
+   */
+  #evict(peer: PeerState): void {
+    this.#log("info", `${this.#name(peer.key)} is not a member: closing its sessions`);
+    if (peer.direct) {
+      peer.direct = undefined;
+      peer.pings.clear();
+    }
+    if (peer.connected) {
+      peer.connected = false;
+      this.gossip.neighbourDown(peer.key);
+      this.#publishLocal();
+    }
+    peer.helloReceived = false;
+    peer.helloSeen = false;
+    peer.relayedVia = undefined;
+    if (peer.inDevice) {
+      this.device.removePeer(peer.publicKey);
+      peer.inDevice = false;
+    }
+    this.#tentative.delete(peer.key);
+    this.#reassemblers.delete(peer.key);
+    if (peer.isStatic) return;
+    this.#deactivate(peer);
+    this.#peers.delete(peer.key);
+    this.#byVirtualAddress.delete(peer.virtualEndpoint.address);
+  }
+
+  /**
+   * A non-member showed up inside the Device (membership changed and nobody called
+   * `revalidateMembers` yet): revalidate on the next timer turn, not now, because the
+   * Device is in the middle of handling that peer's message.
+   */
+  #revalidateSoon(): void {
+    if (this.#revalidatePending || this.#closed) return;
+    this.#revalidatePending = true;
+    this.#clock.setTimer(0, () => {
+      this.#revalidatePending = false;
+      this.revalidateMembers();
+    });
+  }
+
+  /**
+   * Puts a member into the Device when there is traffic for it (key derivation costs a
+   * DH). False, and nothing done, for a key that is not a member.
+   */
+  #materialize(peer: PeerState): boolean {
+    if (peer.inDevice) return true;
+    if (!this.#allowed(peer.key)) return false;
     this.device.addPeer({
       publicKey: peer.publicKey,
       presharedKey: this.#presharedKey,
@@ -478,11 +593,26 @@ export class Mesh {
       roaming: false,
     });
     peer.inDevice = true;
+    return true;
   }
 
-  /** An initiation from a key the Device lacks: admit it if it is a member, or may become one. */
+  /**
+   * An initiation from a key the Device lacks: admit it if it is a member, or may become
+   * one. With `isMember`, membership alone decides, and a refused key costs nothing beyond
+   * the one DH the Device already spent to learn who it is (Noise IK hides the initiator's
+   * key until then): no peer state, no key derivation.
+   */
   #admitUnknown(publicKey: Uint8Array): void {
     const key = toBase64(publicKey);
+    if (this.#isMember !== undefined) {
+      if (key === this.key || this.#closed) return;
+      if (!this.#isMember(key)) {
+        this.#drop("handshake-not-member");
+        return;
+      }
+      this.#materialize(this.#peerFor(key));
+      return;
+    }
     let peer = this.#peers.get(key);
     if (!peer) {
       if (!this.#acceptUnknownPeers || key === this.key) return;
@@ -559,7 +689,7 @@ export class Mesh {
 
   /** Sends a control frame in the peer's session, in pieces when it is large. */
   #sendFrame(peer: PeerState, frame: Uint8Array, via?: Endpoint): boolean {
-    this.#materialize(peer);
+    if (!this.#materialize(peer)) return false;
     // Relayed, the sealed piece travels inside a relay frame that must fit one piece too:
     // cut it smaller here, so relays forward without splitting and reassembling.
     const max = peer.direct || via ? this.#maxFrameBytes : this.#relayedMaxFrameBytes;
@@ -585,6 +715,10 @@ export class Mesh {
   #onDeviceEvent(event: DeviceEvent): void {
     const peer = this.#peers.get(toBase64(event.publicKey));
     if (!peer) return;
+    if (!this.#allowed(peer.key)) {
+      this.#revalidateSoon();
+      return;
+    }
     if (event.type === "source-changed") {
       if (virtualPeerKey(event.endpoint) === undefined) peer.observed = event.endpoint;
     } else if (event.type === "handshake-completed") {
@@ -603,6 +737,11 @@ export class Mesh {
     const peer = this.#peers.get(key);
     if (!peer) {
       this.#drop("unknown-peer");
+      return;
+    }
+    if (!this.#allowed(key)) {
+      this.#drop("control-not-member");
+      this.#revalidateSoon();
       return;
     }
     const decoded = decodeFrame(payload);
@@ -755,6 +894,16 @@ export class Mesh {
       this.#drop("relay-spoofed-source");
       return;
     }
+    // Members only, checked by every relay and the destination against its own view, so a
+    // relay that has not heard of a removal yet is caught by the next one that has.
+    if (!this.#allowed(source)) {
+      this.#drop("relay-source-not-member");
+      return;
+    }
+    if (destination !== this.key && !this.#allowed(destination)) {
+      this.#drop("relay-destination-not-member");
+      return;
+    }
     if (destination === this.key) {
       // A member gossip has not told us about yet may be new: admit it to try a handshake.
       if (!this.#peers.has(source)) this.#admitUnknown(frame.source);
@@ -803,6 +952,10 @@ export class Mesh {
     frame: { hopLimit: number; source: Uint8Array; port: number; data: Uint8Array },
   ): void {
     const source = toBase64(frame.source);
+    if (!this.#allowed(source)) {
+      this.#drop("broadcast-not-member");
+      return;
+    }
     const routes = this.#currentRoutes();
     if (source === this.key || routes.broadcastParent(source) !== from.key) {
       this.#drop("broadcast-not-from-parent");
@@ -857,6 +1010,7 @@ export class Mesh {
       if (this.#pursued >= this.#connectionLimit) return;
       if (this.#active.has(peer) || peer.incompatibleVersion !== undefined) continue;
       if (now < peer.gaveUpUntilMs || this.#tentative.has(peer.key)) continue;
+      if (!this.#allowed(peer.key)) continue;
       if (candidateEndpoints(peer, 1).length === 0) continue;
       this.#activate(peer);
     }
@@ -915,7 +1069,7 @@ export class Mesh {
   }
 
   #tickPeer(peer: PeerState, now: number): void {
-    if (this.#closed) return;
+    if (this.#closed || !this.#allowed(peer.key)) return;
     const direct = peer.direct;
     if (direct) {
       const active = now - peer.lastSentMs < ACTIVE_WINDOW_MS || direct.pingsOutstanding > 0;
@@ -1035,13 +1189,19 @@ export class Mesh {
 
   #learnMembers(changed: ReadonlyMap<PeerKey, unknown>): void {
     for (const key of changed.keys()) {
-      if (key === this.key) continue;
-      const entry = this.topology.entry(key);
-      const peer = this.#peerFor(key);
-      if (entry) {
-        if (entry.nickname) peer.nickname ||= entry.nickname;
-        peer.advertised = [...entry.endpoints];
-      }
+      // A key in the topology is not a member for that (`revalidateMembers` picks it up
+      // once it is one).
+      if (key === this.key || !this.#allowed(key)) continue;
+      this.#learnMember(key);
+    }
+  }
+
+  #learnMember(key: PeerKey): void {
+    const entry = this.topology.entry(key);
+    const peer = this.#peerFor(key);
+    if (entry) {
+      if (entry.nickname) peer.nickname ||= entry.nickname;
+      peer.advertised = [...entry.endpoints];
     }
   }
 
@@ -1057,12 +1217,27 @@ export class Mesh {
       (this.#routesGeneration !== this.topology.generation &&
         (this.#routesUrgent || now - this.#routesComputedMs >= ROUTES_MIN_INTERVAL_MS))
     ) {
-      this.#routes = computeRoutes(this.key, this.topology.adjacency());
+      this.#routes = computeRoutes(this.key, this.#memberAdjacency());
       this.#routesGeneration = this.topology.generation;
       this.#routesComputedMs = now;
       this.#routesUrgent = false;
     }
     return this.#routes;
+  }
+
+  /** The topology's links between members only: no path leads through a non-member. */
+  #memberAdjacency(): ReadonlyMap<PeerKey, readonly PeerKey[]> {
+    const adjacency = this.topology.adjacency();
+    if (this.#isMember === undefined) return adjacency;
+    const members = new Map<PeerKey, readonly PeerKey[]>();
+    for (const [key, neighbours] of adjacency) {
+      if (key !== this.key && !this.#allowed(key)) continue;
+      members.set(
+        key,
+        neighbours.filter((n) => n === this.key || this.#allowed(n)),
+      );
+    }
+    return members;
   }
 
   #drop(reason: MeshDropReason): void {

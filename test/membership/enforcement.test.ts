@@ -68,7 +68,10 @@ interface Cluster {
   readonly meshId: Uint8Array;
   readonly nodes: Node[];
   /** Starts (or restarts) a node's Mesh: a member replicating `members`, or a rogue without rules. */
-  start(node: Node, how: { members?: Members; staticPeers: readonly Node[] }): void;
+  start(
+    node: Node,
+    how: { members?: Members; staticPeers: readonly Node[]; veto?: (key: PeerKey) => boolean },
+  ): void;
   run(ms: number): void;
   /** Runs until `done()` holds, checking every `stepMs`; the virtual ms it took, or -1. */
   runUntil(done: () => boolean, limitMs: number, stepMs?: number): number;
@@ -173,7 +176,7 @@ function createCluster(seed: number, count: number, memberCount: number): Cluste
         advertise: [{ address: node.address, port: PORT }],
         random: () => random.next(),
         initialVersion: 1 + clock.now(),
-        isMember: members ? (key) => members.isMember(key) : undefined,
+        isMember: members ? (key) => members.isMember(key) && !how.veto?.(key) : undefined,
         gossip: { intervalMs: GOSSIP_INTERVAL_MS },
       });
       node.mesh.onDatagram((from, _port, data) => node.received.push({ from, data }));
@@ -626,6 +629,66 @@ describe("members-only mesh", () => {
       assert.ok(!holds(p2, p3), "the destination made no peer of it");
       assert.ok(sameDigest([p0, p1, p2]), "the members' replicas agree");
       log(`relay: p0, p1, p2 refused the removed p3 ${took} ms after remove()`);
+      await cluster.close();
+    }));
+
+  test("a static peer is dialled only once it is a member", () =>
+    withSeed("static", async (seed) => {
+      const cluster = createCluster(seed, 3, 2);
+      const [p0, p1, later] = cluster.nodes as [Node, Node, Node];
+      assert.notEqual(
+        cluster.runUntil(() => fullyConnected([p0, p1]), 30_000, 100),
+        -1,
+      );
+      // p1's operator configures a key that is not a member (yet).
+      p1.mesh.addPeer({
+        publicKey: later.publicKey,
+        endpoint: { address: later.address, port: PORT },
+      });
+      const sentBefore = p1.initiations.length;
+      cluster.run(20_000);
+      assert.equal(p1.initiations.length, sentBefore, "p1 sends it no initiation");
+      assert.ok(!p1.mesh.members().includes(later.key), "nor counts it a member");
+      assert.ok(
+        !p1.mesh.device.peers().some((p) => toBase64(p.publicKey) === later.key),
+        "it is not in p1's Device",
+      );
+      // p0 admits it; it comes up knowing the records, with no static peer of its own.
+      p0.replication!.admit({
+        member: later.publicKey,
+        signingKey: later.signingKey,
+        nickname: later.name,
+      });
+      const joined = Members.restore(p0.members.snapshot());
+      assert.ok(joined.ok, "snapshot restores");
+      cluster.start(later, { members: joined.value, staticPeers: [] });
+      const took = cluster.runUntil(() => connectedTo(p1).includes(later.key), 10_000, 10);
+      assert.notEqual(took, -1, "p1 dials its static peer once it is a member");
+      await cluster.close();
+    }));
+
+  test("a peer that stops being a member without revalidateMembers is still cut off by its first frame", () =>
+    withSeed("safety-net", async (seed) => {
+      const cluster = createCluster(seed, 2, 2);
+      const [p0, p1] = cluster.nodes as [Node, Node];
+      assert.notEqual(
+        cluster.runUntil(() => fullyConnected([p0, p1]), 30_000, 100),
+        -1,
+      );
+      // Restart p0 with a second opinion that nobody tells the mesh about.
+      await p0.mesh.close();
+      const banned = new Set<PeerKey>();
+      cluster.start(p0, { members: p0.members, staticPeers: [], veto: (key) => banned.has(key) });
+      assert.notEqual(
+        cluster.runUntil(() => fullyConnected([p0, p1]), 30_000, 100),
+        -1,
+      );
+      banned.add(p1.key);
+      p1.mesh.sendDatagram(p0.key, 4, new Uint8Array([4]));
+      cluster.run(1_000);
+      assert.ok(drops(p0, "control-not-member") >= 1, "the frame is dropped, counted");
+      assert.ok(!p0.received.some((r) => r.data[0] === 4), "and not delivered");
+      assert.ok(!holds(p0, p1), "and p0 threw p1 out");
       await cluster.close();
     }));
 

@@ -26,6 +26,17 @@
  * means "leave the mesh", not "this key is compromised"; the fix needs causal order (a
  * removal naming the records of the removed member that it keeps).
  *
+ * What a removal does, once a member holds it (`replicate.ts` and the Mesh's `isMember`):
+ * that member refuses the key's handshakes before any session exists, closes its
+ * sessions, drops relay frames from or to it, and never admits the key again (it must
+ * rejoin under a new key). What it does not do: it does not undo what the removed member
+ * signed, before or after; and because removals do not cut chains (above), a removed
+ * member that kept its Ed25519 signing key can still sign admissions, for instance of a
+ * fresh X25519 key of its own, and every replica accepts them. So removal expels a key
+ * from a mesh whose members behave; it does not contain a compromised member. Containing
+ * one needs removals that revoke the signing key for what is signed after them (causal
+ * order, as above), or a new mesh.
+ *
  * A member may have several valid admissions (admitted twice): each one's signing key
  * signs for it, and `members()` shows the one with the smallest record hash.
  *

@@ -2,6 +2,7 @@
 /// <reference path="./bun.d.ts" />
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
+import { runCommand } from "./command.ts";
 import { createFileStore } from "./file-store.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
 import { dialTcp, listenTcp } from "./tcp.ts";
@@ -22,5 +23,6 @@ export function createBunRuntime(): Runtime {
     dialTcp,
     openStore: (directory) => createFileStore(directory),
     openTun: async (options) => (await import("./tun-bun.ts")).openTun(options),
+    runCommand,
   };
 }

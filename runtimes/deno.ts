@@ -2,6 +2,7 @@
 /// <reference path="./deno.d.ts" />
 import { systemClock } from "../src/clock.ts";
 import type { Runtime } from "../src/runtime.ts";
+import { runCommand } from "./command.ts";
 import { listenUdp as listenDatagram } from "./deno-udp.ts";
 import { createFileStore } from "./file-store.ts";
 import { createNativeCrypto } from "./native-crypto.ts";
@@ -26,5 +27,6 @@ export function createDenoRuntime(): Runtime {
     dialTcp,
     openStore: (directory) => createFileStore(directory),
     openTun: async (options) => (await import("./tun-deno.ts")).openTun(options),
+    runCommand,
   };
 }

@@ -20,6 +20,14 @@ export interface ListenUdpOptions {
   readonly address?: string;
 }
 
+/** What a finished command did (`Runtime.runCommand`). */
+export interface CommandResult {
+  /** The exit code; -1 when a signal ended it. */
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
 export interface Runtime {
   /** "node", "deno" or "bun", for logs and benchmark results. */
   readonly name: string;
@@ -43,4 +51,10 @@ export interface Runtime {
    * goes away when the Tun closes or the process exits.
    */
   openTun(options: TunOptions): Promise<Tun>;
+  /**
+   * Runs a program found on the PATH with `args` and `input` on its stdin, resolving when
+   * it exits (a nonzero code included; killed after a timeout); rejects only when it
+   * cannot start. For the daemon's glue (iproute2's `ip`), never for the core.
+   */
+  runCommand(command: string, args: readonly string[], input?: string): Promise<CommandResult>;
 }

@@ -10,9 +10,7 @@
  * Traffic stays inside the namespaces it creates.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync, rmSync } from "node:fs";
 import { createTestNetwork, type TestHost } from "../test/helpers/netns.ts";
 import { type HostRuntime, WeftHost } from "../test/helpers/weft-host.ts";
 import { startWireguardGo } from "../test/helpers/wireguard-go.ts";
@@ -123,9 +121,6 @@ async function benchWireguardGo(): Promise<Contender> {
 
 async function benchWeft(runtime: HostRuntime): Promise<Contender> {
   const network = createTestNetwork(`bw${runtime.slice(0, 2)}`);
-  const secretDir = mkdtempSync(join(tmpdir(), "weft-bench-"));
-  const secret = join(secretDir, "secret");
-  writeFileSync(secret, "benchmark mesh secret\n", { mode: 0o600 });
   const hosts: WeftHost[] = [];
   try {
     const [a, b] = [network.addHost("a"), network.addHost("b")];
@@ -133,20 +128,16 @@ async function benchWeft(runtime: HostRuntime): Promise<Contender> {
     const ha = new WeftHost("a", runtime, a.namespace);
     const hb = new WeftHost("b", runtime, b.namespace);
     hosts.push(ha, hb);
-    const common = ["--port", "51820", "--secret-file", secret, "--log-level", "warn"];
+    const common = ["--port", "51820", "--log-level", "warn"];
     ha.start([...common, "--name", "a"]);
     const deadline = Date.now() + 30_000;
     while (ha.status()?.self.address === undefined) {
       if (Date.now() > deadline) throw new Error(`a did not come up:\n${ha.log()}`);
       await sleep(200);
     }
-    hb.start([
-      ...common,
-      "--name",
-      "b",
-      "--peer",
-      `${ha.status()!.self.publicKey}@${link.addressA}:51820`,
-    ]);
+    const token = ha.cli(["invite", "--name", "b", "--endpoint", `${link.addressA}:51820`]);
+    if (token.status !== 0) throw new Error(`invite failed: ${token.stderr}`);
+    hb.start([...common, "--join", token.stdout.trim()]);
     let addressB = hb.status()?.self.address;
     while (addressB === undefined || !pings(a, addressB)) {
       if (Date.now() > deadline + 30_000) throw new Error(`b did not come up:\n${hb.log()}`);
@@ -168,7 +159,6 @@ async function benchWeft(runtime: HostRuntime): Promise<Contender> {
   } finally {
     for (const host of hosts) await host.down(5_000).catch(() => host.kill());
     network.cleanup();
-    rmSync(secretDir, { recursive: true, force: true });
     for (const host of hosts) rmSync(host.stateDir, { recursive: true, force: true });
   }
 }

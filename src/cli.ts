@@ -6,6 +6,8 @@ import { rmSync } from "node:fs";
 import type { Server } from "node:http";
 import { Command, CommanderError } from "commander";
 import { loadRuntime } from "../runtimes/index.ts";
+import { addAttachCommands, addMembershipCommands } from "./cli/members.ts";
+import { collect, type Json, print } from "./cli/output.ts";
 import { fromBase64, KEY_BYTES, toBase64 } from "./crypto/index.ts";
 import {
   buildConfig,
@@ -19,8 +21,9 @@ import {
 import { callDaemon, socketPathOf } from "./daemon/control-client.ts";
 import { serveControl } from "./daemon/control-server.ts";
 import { Daemon, type DaemonStatus } from "./daemon/daemon.ts";
+import { runDemo } from "./daemon/demo.ts";
 import { formatDaemonStatus } from "./daemon/format.ts";
-import { createLogger } from "./daemon/log.ts";
+import { createLogger, isLevel } from "./daemon/log.ts";
 import { serveMetrics } from "./daemon/metrics.ts";
 import { defaultStateDir } from "./daemon/state-dir.ts";
 import { VERSION } from "./version.ts";
@@ -44,15 +47,30 @@ function parseKey(text: string, what: string): Uint8Array {
   return key;
 }
 
-type Json = { json?: boolean };
-
-/** Prints `value` as JSON with --json, else as `human(value)`. */
-function print<T>(options: Json, value: T, human: (value: T) => string): void {
-  process.stdout.write(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human(value)}\n`);
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
+/** The options of `weft up` and `weft join`. */
+function withUpOptions(command: Command): Command {
+  return command
+    .option("--port <port>", "UDP port of the tunnel", String(DEFAULT_PORT))
+    .option("--listen <address>", "bind the UDP port to this address only")
+    .option(
+      "--peer <peer>",
+      "a member to connect to: PUBKEY@HOST:PORT, or HOST:PORT of a known one (repeatable)",
+      collect,
+    )
+    .option("--tun <name>", "TUN device name", DEFAULT_TUN_NAME)
+    .option("--no-tun", "no TUN device: carry only the mesh's own traffic (no root needed)")
+    .option("--mtu <bytes>", "MTU of the TUN device", String(DEFAULT_MTU))
+    .option("--name <nickname>", "this peer's name in the mesh and in DNS (default: hostname)")
+    .option("--range <cidr>", "a new mesh's address range (joiners take the mesh's)")
+    .option("--ipalloc <mode>", "IPAM bootstrap: auto, seed, join, observer, consensus=N", "auto")
+    .option("--domain <domain>", "a new mesh's DNS domain (joiners take the mesh's)")
+    .option("--dns-ttl <seconds>", "TTL of DNS answers for mesh names")
+    .option("--dns-listen <host:port>", "serve DNS here (default: the overlay address, port 53)")
+    .option("--metrics [host:port]", `serve Prometheus metrics (default ${DEFAULT_METRICS})`)
+    .option("--advertise <host:port>", "an endpoint others can reach us at (repeatable)", collect)
+    .option("--connection-limit <n>", "most direct connections to peers learned by gossip")
+    .option("--log-level <level>", "debug, info, warn or error", "info")
+    .option("--json", "log one JSON object per line");
 }
 
 function buildProgram(): Command {
@@ -74,36 +92,25 @@ function buildProgram(): Command {
     return callDaemon(socketPathOf(stateDir), method, path, body);
   };
 
-  program
-    .command("up")
-    .description("start this peer: a new mesh, or join one with --peer; runs until stopped")
-    .option("--port <port>", "UDP port of the tunnel", String(DEFAULT_PORT))
-    .option("--listen <address>", "bind the UDP port to this address only")
-    .option(
-      "--peer <peer>",
-      "PUBKEY@HOST:PORT, or HOST:PORT of a peer whose key is known (repeatable)",
-      collect,
-    )
-    .option("--secret-file <path>", "mesh secret: a file whose contents every member shares")
-    .option("--tun <name>", "TUN device name", DEFAULT_TUN_NAME)
-    .option("--no-tun", "no TUN device: carry only the mesh's own traffic (no root needed)")
-    .option("--mtu <bytes>", "MTU of the TUN device", String(DEFAULT_MTU))
-    .option("--name <nickname>", "this peer's name in the mesh and in DNS (default: hostname)")
-    .option("--range <cidr>", "the mesh's address range (must agree on every peer)")
-    .option("--ipalloc <mode>", "IPAM bootstrap: auto, seed, join, observer, consensus=N", "auto")
-    .option("--domain <domain>", "the mesh's DNS domain")
-    .option("--dns-ttl <seconds>", "TTL of DNS answers for mesh names")
-    .option("--dns-listen <host:port>", "serve DNS here (default: the overlay address, port 53)")
-    .option("--metrics [host:port]", `serve Prometheus metrics (default ${DEFAULT_METRICS})`)
-    .option("--advertise <host:port>", "an endpoint others can reach us at (repeatable)", collect)
-    .option("--connection-limit <n>", "most direct connections to peers learned by gossip")
-    .option("--log-level <level>", "debug, info, warn or error", "info")
-    .option("--json", "log one JSON object per line")
-    .action(async (options: RawUpOptions) => {
-      const stateDir = program.opts().stateDir as string | undefined;
-      const config = buildConfig({ ...options, stateDir });
-      await runDaemon(config);
-    });
+  const runUp = async (options: RawUpOptions) => {
+    const stateDir = program.opts().stateDir as string | undefined;
+    await runDaemon(buildConfig({ ...options, stateDir }));
+  };
+  withUpOptions(
+    program
+      .command("up")
+      .description(
+        "start this peer: found a new mesh, or join one with --join TOKEN; runs until stopped",
+      ),
+  )
+    .option("--join <token>", "join the mesh of this invite token (from weft invite)")
+    .action(runUp);
+  withUpOptions(
+    program
+      .command("join")
+      .description("join a mesh with an invite token and run, as weft up --join TOKEN")
+      .argument("<token>", "the invite token printed by weft invite on a member"),
+  ).action((token: string, options: RawUpOptions) => runUp({ ...options, join: token }));
 
   program
     .command("down")
@@ -147,17 +154,22 @@ function buildProgram(): Command {
     });
 
   program
-    .command("forget")
-    .description("stop connecting to a peer (nickname, public key, or its first characters)")
+    .command("disconnect")
+    .description(
+      "stop connecting to a peer (nickname, public key or its first characters); it stays a member",
+    )
     .argument("<peer>")
     .option("--json", "print JSON")
     .action(async (peer: string, options: Json) => {
       print(
         options,
-        await daemon("POST", "/v1/forget", { peer }),
-        (r) => `forgot ${(r as { forgot: string }).forgot}`,
+        await daemon("POST", "/v1/disconnect", { peer }),
+        (r) => `disconnected from ${(r as { disconnected: string }).disconnected}`,
       );
     });
+
+  addMembershipCommands(program, daemon);
+  addAttachCommands(program, daemon);
 
   const dns = program.command("dns").description("names in the mesh's DNS");
   dns
@@ -332,6 +344,23 @@ function buildProgram(): Command {
         { version: VERSION, runtime: runtime.name, runtimeVersion: runtime.version },
         (r) => `weft ${r.version} on ${r.runtime} ${r.runtimeVersion}`,
       );
+    });
+
+  program
+    .command("demo")
+    .description(
+      "a three-peer mesh in this process on loopback, joined by invite, with a relay (no root)",
+    )
+    .option("--log-level <level>", "daemon logs at this level and above", "error")
+    .action(async (options: { logLevel: string }) => {
+      if (!isLevel(options.logLevel)) throw new Error(`Invalid --log-level "${options.logLevel}"`);
+      const runtime = await loadRuntime();
+      await runDemo(runtime, {
+        write: (line) => process.stdout.write(`${line}\n`),
+        logLevel: options.logLevel,
+      });
+      // Handles of the runtime must not keep us alive.
+      process.exit(0);
     });
 
   program

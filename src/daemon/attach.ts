@@ -415,6 +415,16 @@ export async function detachNamespace(
   return { hostIf, linkRemoved, resolvConf, changed: steps.changed || resolvConf !== undefined };
 }
 
+/**
+ * The host-side veth a namespace gets (or has), which names the namespace for as long as
+ * it lives; undefined when no such namespace exists. Throws an AttachError when it
+ * cannot tell (no permission).
+ */
+export function namespaceInterface(netns: string): string | undefined {
+  const namespace = locateNamespace(netns, `looking up network namespace "${netns}"`);
+  return namespace === undefined ? undefined : hostInterfaceName(namespace.inode);
+}
+
 /** The host end's name for a namespace file's inode: `wv` and the inode in hex. */
 export function hostInterfaceName(inode: number): string {
   const name = `${HOST_INTERFACE_PREFIX}${inode.toString(16)}`;
@@ -771,7 +781,7 @@ function parseJson<T>(text: string, action: string): T | undefined {
  * the TUN are forwarded. Returns whether it changed it. Never turned off again: other
  * attachments and other software may rely on it.
  */
-function enableForwarding(action: string): boolean {
+export function enableForwarding(action: string): boolean {
   try {
     if (readFileSync(IP_FORWARD_PATH, "utf8").trim() === "1") return false;
     writeFileSync(IP_FORWARD_PATH, "1\n");

@@ -34,14 +34,20 @@ export interface DaemonConfig {
   /** The kernel TUN to bring up, or undefined to carry only the mesh's own traffic. */
   readonly tun: { readonly name: string; readonly mtu: number } | undefined;
   readonly peers: readonly string[];
-  readonly secretFile: string | undefined;
+  /** An invite token to join a mesh with (ignored once this peer is a member of that mesh). */
+  readonly join: string | undefined;
+  /** The mesh's range: taken from the mesh once this peer belongs to one. */
   readonly range: string;
+  /** Whether --range was given (a joiner takes the mesh's range; a differing one is reported). */
+  readonly rangeGiven: boolean;
   readonly domain: string;
   readonly dnsTtlSeconds: number;
   /** Where DNS is served; the overlay address, port 53, when absent and a TUN is up. */
   readonly dnsListen: string | undefined;
   readonly metrics: string | undefined;
   readonly nickname: string;
+  /** Whether --name was given: else a joiner takes the name its invitation gives it. */
+  readonly nameGiven: boolean;
   readonly bootstrap: BootstrapMode;
   /** Endpoints other peers may reach us at besides our interface addresses. */
   readonly advertise: readonly string[];
@@ -59,7 +65,7 @@ export interface RawUpOptions {
   tun?: string | boolean;
   mtu?: string;
   peer?: string[];
-  secretFile?: string;
+  join?: string;
   range?: string;
   domain?: string;
   dnsTtl?: string;
@@ -111,13 +117,15 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
     listenAddress: raw.listen,
     tun: tunName === false ? undefined : { name: tunName, mtu },
     peers: raw.peer ?? [],
-    secretFile: raw.secretFile ?? env.WEFT_SECRET_FILE,
+    join: raw.join ?? env.WEFT_JOIN_TOKEN,
     range,
+    rangeGiven: raw.range !== undefined,
     domain,
     dnsTtlSeconds: integer(raw.dnsTtl, "--dns-ttl", DEFAULT_TTL_SECONDS, 0, 86_400),
     dnsListen: raw.dnsListen,
     metrics: raw.metrics === true ? DEFAULT_METRICS : raw.metrics || undefined,
     nickname,
+    nameGiven: raw.name !== undefined,
     bootstrap: parseBootstrap(raw.ipalloc ?? "auto"),
     advertise: raw.advertise ?? [],
     connectionLimit:

@@ -21,12 +21,44 @@ const string = (body: Record<string, unknown>, field: string): string => {
 const optionalString = (body: Record<string, unknown>, field: string): string | undefined =>
   body[field] === undefined ? undefined : string(body, field);
 
+const positiveNumber = (body: Record<string, unknown>, field: string): number => {
+  const value = body[field];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new Error(`"${field}" must be a positive integer`);
+  }
+  return value;
+};
+const stringList = (body: Record<string, unknown>, field: string): string[] => {
+  const value = body[field] ?? [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+    throw new Error(`"${field}" must be a list of strings`);
+  }
+  return value;
+};
+
 /** Routes by `METHOD /path`. */
 const ROUTES: Record<string, Handler> = {
   "GET /v1/status": (d) => d.status(),
   "GET /v1/peers": (d) => d.status().peers,
   "POST /v1/connect": (d, body) => d.connect(string(body, "peer")),
-  "POST /v1/forget": (d, body) => ({ forgot: d.forget(string(body, "peer")) }),
+  "POST /v1/disconnect": (d, body) => ({ disconnected: d.disconnect(string(body, "peer")) }),
+  "POST /v1/forget": (d, body) => d.forget(string(body, "peer")),
+  "GET /v1/members": (d) => d.membersList(),
+  "POST /v1/invite": (d, body) =>
+    d.invite({
+      ttlMs: positiveNumber(body, "ttlMs"),
+      uses: positiveNumber(body, "uses"),
+      nickname: optionalString(body, "name"),
+      endpoints: stringList(body, "endpoints"),
+    }),
+  "POST /v1/invite/wireguard": (d, body) =>
+    d.inviteWireguard(string(body, "name"), optionalString(body, "endpoint")),
+  "GET /v1/invites": (d) => d.invitations(),
+  "POST /v1/attach": (d, body) =>
+    d.attach(string(body, "netns"), optionalString(body, "name"), optionalString(body, "ip")),
+  "POST /v1/detach": (d, body) => d.detach(string(body, "netns")),
+  "GET /v1/attachments": (d) => d.attachments(),
+  "POST /v1/invite/revoke": (d, body) => ({ revoked: d.revokeInvitation(string(body, "id")) }),
   "POST /v1/down": (d) => {
     setTimeout(() => void d.stop("weft down"), 10); // answer first
     return { stopping: true };

@@ -13,8 +13,10 @@
  */
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { decode as cborDecode, encode as cborEncode } from "cbor-x";
 import { writeFileAtomic } from "../../runtimes/file-store.ts";
+import { toHex } from "../crypto/bytes.ts";
 import { fromBase64, toBase64 } from "../crypto/index.ts";
 import type { DnsDelta } from "../dns/entries.ts";
 import { createForwarder, DnsEntries, DnsServer, parseResolvConf } from "../dns/index.ts";
@@ -30,18 +32,45 @@ import {
   parseRange,
 } from "../ipam/index.ts";
 import { rangesToPrefixes } from "../ipam/prefixes.ts";
+import type { InvitationBook } from "../membership/invitations.ts";
+import { splitJoinTraffic } from "../membership/join-demux.ts";
+import { JoinResponder } from "../membership/join-responder.ts";
+import type { Members } from "../membership/members.ts";
+import { type MembershipReplication, replicateMembers } from "../membership/replicate.ts";
 import type { PeerKey } from "../mesh/gossip-state.ts";
 import { Mesh } from "../mesh/mesh.ts";
 import { type IpPrefix, parseIp, parsePrefix } from "../net/ip.ts";
-import type { Endpoint, PacketConn } from "../net/packet-conn.ts";
+import { type Endpoint, endpointKey, type PacketConn } from "../net/packet-conn.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Store } from "../store.ts";
 import { VERSION } from "../version.ts";
+import {
+  attachNamespace,
+  detachNamespace,
+  enableForwarding,
+  namespaceInterface,
+} from "./attach.ts";
 import type { DaemonConfig } from "./config.ts";
+import { establishMembership } from "./establish.ts";
 import { LateTun } from "./late-tun.ts";
 import type { Logger } from "./log.ts";
+import { admitJoiner, invitationView, knownPeersFor, loadInvitations } from "./membership-glue.ts";
+import {
+  loadOrCreateSigningKey,
+  type MeshIdentity,
+  meshIdText,
+  saveMembers,
+} from "./mesh-identity.ts";
 import { type PeerSpec, parsePeerSpec, resolveSpec } from "./peer-spec.ts";
 import { ensureStateDir, lockStateDir, readFileIfExists } from "./state-dir.ts";
+import type {
+  AttachView,
+  InvitationView,
+  InviteView,
+  MembersView,
+  WireguardInviteView,
+} from "./views.ts";
+import { renderWgQuick } from "./wireguard-leaf.ts";
 
 /** The handle of this peer's own overlay address in IPAM. */
 export const SELF_HANDLE = "weft:self";
@@ -97,6 +126,13 @@ interface SavedPeers {
 export class Daemon {
   readonly config: DaemonConfig;
   readonly mesh: Mesh;
+  readonly identity: MeshIdentity;
+  readonly members: Members;
+  readonly #replication: MembershipReplication;
+  readonly #invitations: InvitationBook;
+  readonly #joins: JoinResponder;
+  #attachments: SavedAttachment[];
+  #leaves: SavedLeaf[];
   readonly allocator: Allocator;
   readonly dnsEntries: DnsEntries;
   readonly #runtime: Runtime;
@@ -133,7 +169,20 @@ export class Daemon {
     dns: DnsReplication;
     unlock: () => void;
     saved: SavedPeers;
+    identity: MeshIdentity;
+    replication: MembershipReplication;
+    invitations: InvitationBook;
+    joins: JoinResponder;
   }) {
+    this.identity = parts.identity;
+    this.members = parts.replication.members;
+    this.#replication = parts.replication;
+    this.#invitations = parts.invitations;
+    this.#joins = parts.joins;
+    this.#attachments = loadAttachments(parts.store, parts.log);
+    this.#leaves = loadJsonList<SavedLeaf>(parts.store, "leaves", parts.log).filter(
+      (l) => typeof l.publicKey === "string" && typeof l.address === "string",
+    );
     this.config = parts.config;
     this.#runtime = parts.runtime;
     this.#log = parts.log;
@@ -164,26 +213,34 @@ export class Daemon {
     const undo: (() => unknown)[] = [unlock];
     try {
       const privateKey = loadOrCreateKey(config.stateDir, runtime, log);
-      const presharedKey = config.secretFile
-        ? readMeshSecret(config.secretFile, runtime)
-        : undefined;
-      if (!presharedKey) {
-        log(
-          "warn",
-          "daemon",
-          "no mesh secret (--secret-file): any peer that knows our key can join",
-        );
-      }
+      const signingSecret = loadOrCreateSigningKey(config.stateDir, log);
+      const publicKey = runtime.crypto.publicKey(privateKey);
       const store = runtime.openStore(config.stateDir);
       const saved = loadSavedPeers(config.stateDir);
-      let conn: PacketConn;
+      let socket: PacketConn;
       try {
-        conn = await runtime.listenUdp({ port: config.port, address: config.listenAddress });
+        socket = await runtime.listenUdp({ port: config.port, address: config.listenAddress });
       } catch (error) {
         throw new Error(`Cannot bind UDP port ${config.port}: ${(error as Error).message}`);
       }
-      undo.push(() => conn.close());
+      undo.push(() => socket.close());
+      // Join messages share the WireGuard port; the mesh never sees them.
+      const { mesh: conn, join: joinConn } = splitJoinTraffic(socket);
+      const { identity, members, nickname } = await establishMembership({
+        config,
+        runtime,
+        log,
+        store,
+        saved,
+        conn: joinConn,
+        privateKey,
+        publicKey,
+        signingSecret,
+      });
+      // The mesh's own range and domain win over this peer's options.
+      config = { ...config, range: identity.range, domain: identity.domain, nickname };
       const tun = new LateTun(config.tun?.name ?? "none", config.tun?.mtu ?? 1420);
+      const inviter = identity.inviter;
       const mesh = new Mesh({
         crypto: runtime.crypto,
         clock: runtime.clock,
@@ -192,20 +249,42 @@ export class Daemon {
         tun,
         nickname: config.nickname,
         advertise: advertisedEndpoints(config, conn.localPort),
-        presharedKey,
-        acceptUnknownPeers: presharedKey !== undefined,
+        // Only members get in; the member that let us in is trusted until the records
+        // that prove it arrive (or its removal does).
+        isMember: (key) => members.isMember(key) || (key === inviter && !members.isRemoved(key)),
         connectionLimit: config.connectionLimit,
         initialVersion: Date.now(),
         log: (level, message) => log(level, "mesh", message),
       });
-      privateKey.fill(0);
       undo.push(() => mesh.close());
+      const replication = replicateMembers(members, mesh, {
+        meshId: identity.meshId,
+        self: publicKey,
+        signingSecret,
+        now: () => runtime.clock.wallNow(),
+      });
+      const invitations = loadInvitations(store, runtime, log);
+      const joins = new JoinResponder({
+        crypto: runtime.crypto,
+        clock: runtime.clock,
+        privateKey,
+        meshId: identity.meshId,
+        invitations,
+        send: (data, to) => joinConn.send(data, to),
+        admit: (request) => admitJoiner(replication, publicKey, request),
+        settings: () => ({ domain: identity.domain, range: identity.range, nickname }),
+        peers: () => knownPeersFor(mesh),
+        log: (level, message) => log(level, "join", message),
+      });
+      joinConn.onReceive((data, from) => joins.receive(data, from));
+      undo.push(() => joins.close());
+      privateKey.fill(0);
       const range = parseRange(config.range);
       if (!range.ok) throw new Error(`Invalid range: ${range.error}`);
       const allocator = attachAllocator(mesh, {
         range: range.range,
         clock: runtime.clock,
-        bootstrap: chooseBootstrap(config, store, saved),
+        bootstrap: chooseBootstrap(config, store, identity),
         store,
         onBadMessage: (from, error) => log("debug", "ipam", `bad message from ${from}: ${error}`),
       });
@@ -225,6 +304,10 @@ export class Daemon {
         dns,
         unlock,
         saved,
+        identity,
+        replication,
+        invitations,
+        joins,
       });
       undo.length = 0; // from here on, stop() undoes everything
       daemon.#begin();
@@ -243,7 +326,13 @@ export class Daemon {
       "daemon",
       `weft ${VERSION} on ${this.#runtime.name} ${this.#runtime.version}: peer ${this.config.nickname} ${this.mesh.key}, UDP port ${this.mesh.localPort}, state ${config.stateDir}`,
     );
+    this.#replication.onChange((change) => this.#onMembershipChange(change));
+    for (const leaf of this.#leaves) {
+      if (!this.members.isMember(leaf.publicKey)) continue;
+      this.mesh.addLeaf(fromBase64(leaf.publicKey), [parsePrefix(`${leaf.address}/32`)!]);
+    }
     for (const entry of this.#saved.static) {
+      if (this.members.isRemoved(entry.publicKey)) continue;
       this.mesh.addPeer({ publicKey: fromBase64(entry.publicKey), endpoint: entry.endpoint });
     }
     for (const entry of this.#saved.known) {
@@ -473,19 +562,307 @@ export class Daemon {
   }
 
   /** Stops connecting to a peer (by key, key prefix or nickname); it stays a member. */
-  forget(name: string): PeerKey {
+  disconnect(name: string): PeerKey {
     const key = this.resolvePeer(name);
     this.mesh.removePeer(key);
+    this.#dropSaved(key);
+    this.#log("info", "daemon", `disconnected from ${key}`);
+    return key;
+  }
+
+  #dropSaved(key: PeerKey): void {
     this.#saved.static = this.#saved.static.filter((p) => p.publicKey !== key);
     this.#saved.known = this.#saved.known.filter((p) => p.publicKey !== key);
     this.#savePeers();
-    this.#log("info", "daemon", `forgot ${key}`);
-    return key;
+  }
+
+  /**
+   * Removes a member for good (by key, key prefix or nickname): a signed removal that
+   * every member applies as it arrives, refusing the key from then on. Its address space
+   * goes to an heir and its DNS names go with it.
+   */
+  forget(name: string): { peer: PeerKey; nickname: string; heir: PeerKey | undefined } {
+    const key = this.resolvePeer(name);
+    const nickname = this.#nicknameOf(key);
+    if (!this.members.isRemoved(key)) this.#replication.remove(fromBase64(key));
+    let heir: PeerKey | undefined;
+    if (this.allocator.ring.entries().some((e) => e.owner === key)) {
+      heir = this.allocator.removePeer(key).heir;
+    }
+    this.#applyRemovals();
+    this.#onRemoved(key);
+    this.#log("warn", "members", `removed ${nickname || key} (${key}) from the mesh`);
+    return { peer: key, nickname, heir };
+  }
+
+  /** A member removed (here or anywhere): its names, sessions and saved endpoints go. */
+  #onRemoved(key: PeerKey): void {
+    const leaf = this.#leaves.find((l) => l.publicKey === key);
+    if (leaf) {
+      this.mesh.removeLeaf(fromBase64(key));
+      this.allocator.release(leaf.handle);
+      this.dnsRemove(leaf.name, leaf.address);
+      this.#leaves = this.#leaves.filter((l) => l !== leaf);
+      this.#saveLeaves();
+    }
+    this.dnsEntries.removePeer(key);
+    this.mesh.removePeer(key);
+    if (
+      this.#saved.static.some((p) => p.publicKey === key) ||
+      this.#saved.known.some((p) => p.publicKey === key)
+    ) {
+      this.#dropSaved(key);
+    }
+  }
+
+  #onMembershipChange(change: { admitted: PeerKey[]; removed: PeerKey[] }): void {
+    saveMembers(this.#store, this.members);
+    for (const key of change.admitted) {
+      this.#log("info", "members", `${this.#nicknameOf(key) || key} (${key}) is a member`);
+    }
+    for (const key of change.removed) {
+      if (key === this.mesh.key) {
+        const by = this.members.removed().find((r) => r.key === key)?.removedBy;
+        this.failure = `this peer was removed from mesh ${meshIdText(this.identity.meshId)}${by ? ` by ${this.#nicknameOf(by) || by}` : ""}: it needs a new invitation and a new --state-dir`;
+        this.#log("error", "members", this.failure);
+        void this.stop("removed from the mesh");
+        return;
+      }
+      this.#onRemoved(key);
+      this.#log(
+        "info",
+        "members",
+        `${this.#nicknameOf(key) || key} (${key}) was removed from the mesh`,
+      );
+    }
+  }
+
+  /**
+   * Gives a network namespace (a name, a container's PID or a path) a veth into this
+   * host, an address from IPAM (the same one each time for the same namespace, or `ip`),
+   * routes to the mesh and the mesh's DNS in its resolver; registers `name` in DNS.
+   */
+  async attach(
+    netns: string,
+    name: string | undefined,
+    ip: string | undefined,
+  ): Promise<AttachView> {
+    const overlay = this.#address === undefined ? undefined : formatAddress(this.#address);
+    if (!this.config.tun || !this.#tun.attached || overlay === undefined) {
+      throw new Error(
+        "weft attach needs this peer's TUN and overlay address (weft up without --no-tun, once it has its address)",
+      );
+    }
+    const hostIf = namespaceInterface(netns);
+    if (hostIf === undefined) throw new Error(`No network namespace "${netns}"`);
+    const handle = `netns:${hostIf}`;
+    const current = this.allocator.allocations().get(handle);
+    if (ip !== undefined && current !== undefined && formatAddress(current) !== ip) {
+      this.allocator.release(handle);
+    }
+    const address = await this.allocate(handle, ip);
+    const attachment = await attachNamespace(this.#runtime, {
+      netns,
+      address,
+      meshRange: this.config.range,
+      hostAddress: overlay,
+      dnsServer: overlay,
+      searchDomain: this.config.domain,
+      id: handle,
+      mtu: this.config.tun.mtu,
+    });
+    const previous = this.#attachments.find((a) => a.handle === handle);
+    if (previous?.name && (previous.name !== name || previous.address !== address)) {
+      this.dnsRemove(previous.name, previous.address);
+    }
+    if (name !== undefined) this.dnsAdd(name, address);
+    this.#attachments = [
+      ...this.#attachments.filter((a) => a.handle !== handle),
+      { netns, hostIf, handle, address, name: name ?? null },
+    ];
+    this.#saveAttachments();
+    this.#log(
+      "info",
+      "attach",
+      `${netns} attached as ${address}${name ? ` (${name}.${this.config.domain})` : ""} through ${hostIf}`,
+    );
+    return {
+      netns,
+      address,
+      name: name ?? null,
+      hostInterface: hostIf,
+      changed: attachment.changed,
+    };
+  }
+
+  /** Undoes `attach`: the veth, routes and resolver file go, the address and name are released. */
+  async detach(
+    netns: string,
+  ): Promise<{ netns: string; address: string | null; changed: boolean }> {
+    const hostIf = namespaceInterface(netns);
+    const saved = this.#attachments.find(
+      (a) => a.netns === netns || (hostIf !== undefined && a.hostIf === hostIf),
+    );
+    if (!saved && hostIf === undefined)
+      throw new Error(`No network namespace "${netns}" is attached`);
+    const detachment = await detachNamespace(this.#runtime, { netns, hostIf: saved?.hostIf });
+    if (saved) {
+      this.allocator.release(saved.handle);
+      if (saved.name) this.dnsRemove(saved.name, saved.address);
+      this.#attachments = this.#attachments.filter((a) => a !== saved);
+      this.#saveAttachments();
+    }
+    this.#log("info", "attach", `${netns} detached`);
+    return { netns, address: saved?.address ?? null, changed: detachment.changed || !!saved };
+  }
+
+  /** The namespaces attached here. */
+  attachments(): readonly SavedAttachment[] {
+    return this.#attachments;
+  }
+
+  #saveAttachments(): void {
+    this.#store.save("attachments", new TextEncoder().encode(JSON.stringify(this.#attachments)));
+  }
+
+  /**
+   * A stock WireGuard client as a leaf member reaching the mesh through this peer: a key
+   * pair made here, an address from IPAM, NAME in DNS, a signed admission (so every member
+   * knows it, and `weft forget NAME` anywhere revokes it), and the `wg-quick` file for it.
+   */
+  async inviteWireguard(name: string, endpoint: string | undefined): Promise<WireguardInviteView> {
+    const overlay = this.#address === undefined ? undefined : formatAddress(this.#address);
+    if (!this.config.tun || !this.#tun.attached || overlay === undefined) {
+      throw new Error(
+        "weft invite --wireguard needs this peer's TUN and overlay address: the leaf's packets go through it",
+      );
+    }
+    if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(name)) {
+      throw new Error(`Invalid leaf name "${name}": a DNS label`);
+    }
+    if (this.#leaves.some((l) => l.name === name)) {
+      throw new Error(`There is already a leaf "${name}" here (weft forget ${name} first)`);
+    }
+    const where =
+      endpoint === undefined
+        ? advertisedEndpoints(this.config, this.mesh.localPort)[0]
+        : parseListen(endpoint);
+    if (where === undefined || !Number.isInteger(where.port)) {
+      throw new Error("No endpoint to give the leaf: pass --endpoint HOST:PORT");
+    }
+    const { crypto } = this.#runtime;
+    const privateKey = crypto.generatePrivateKey();
+    const publicKey = crypto.publicKey(privateKey);
+    const key = toBase64(publicKey);
+    const handle = `wg:${name}`;
+    const address = await this.allocate(handle, undefined);
+    this.#replication.admit({
+      member: publicKey,
+      // A leaf signs nothing: its signing key is one nobody holds.
+      signingKey: ed25519.getPublicKey(ed25519.utils.randomSecretKey()),
+      nickname: name,
+      invitation: null,
+    });
+    this.dnsAdd(name, address);
+    this.mesh.addLeaf(publicKey, [parsePrefix(`${address}/32`)!]);
+    this.#leaves = [...this.#leaves, { publicKey: key, name, address, handle }];
+    this.#saveLeaves();
+    const forwarding = enableForwarding(`inviting WireGuard leaf "${name}"`);
+    if (forwarding)
+      this.#log("info", "members", "turned IPv4 forwarding on for the leaf's packets");
+    this.#log("info", "members", `WireGuard leaf ${name} (${key}) at ${address}`);
+    const config = renderWgQuick({
+      privateKey: toBase64(privateKey),
+      address,
+      gatewayKey: this.mesh.key,
+      endpoint: endpointKey(where),
+      meshRange: this.config.range,
+      dnsServer: overlay,
+      domain: this.config.domain,
+      comment: `weft leaf ${name} of mesh ${meshIdText(this.identity.meshId)} through ${this.config.nickname}`,
+    });
+    privateKey.fill(0);
+    return { name, publicKey: key, address, config };
+  }
+
+  #saveLeaves(): void {
+    this.#store.save("leaves", new TextEncoder().encode(JSON.stringify(this.#leaves)));
+  }
+
+  /** The members and removed keys, as `weft members` lists them. */
+  membersList(): MembersView {
+    const nick = (key: PeerKey | null) =>
+      key === null ? null : this.#nicknameOf(key) || key.slice(0, 8);
+    return {
+      meshId: meshIdText(this.identity.meshId),
+      members: this.members.members().map((m) => ({
+        publicKey: m.key,
+        nickname: m.nickname,
+        admittedBy: m.admittedBy,
+        admittedByNickname: nick(m.admittedBy),
+        invitation: m.invitation === null ? null : toHex(m.invitation),
+        at: new Date(m.at).toISOString(),
+        self: m.key === this.mesh.key,
+      })),
+      removed: this.members.removed().map((r) => ({
+        publicKey: r.key,
+        nickname: nick(r.key),
+        removedBy: r.removedBy,
+        removedByNickname: nick(r.removedBy),
+        at: new Date(r.at).toISOString(),
+      })),
+    };
+  }
+
+  /** A new invitation: the token to hand to the joiner, and what it grants. */
+  invite(options: {
+    ttlMs: number;
+    uses: number;
+    nickname: string | undefined;
+    endpoints: readonly string[];
+  }): InviteView {
+    const endpoints = [
+      ...options.endpoints.map(parseListen),
+      ...advertisedEndpoints(this.config, this.mesh.localPort),
+    ];
+    if (endpoints.length === 0) endpoints.push({ address: "127.0.0.1", port: this.mesh.localPort });
+    const unique = [...new Map(endpoints.map((e) => [`${e.address}:${e.port}`, e])).values()];
+    const created = this.#invitations.create({
+      ttlMs: options.ttlMs,
+      uses: options.uses,
+      nickname: options.nickname ?? null,
+      endpoints: unique.slice(0, 16).map((e) => ({ host: e.address, port: e.port })),
+      meshId: this.identity.meshId,
+      inviterKey: this.mesh.publicKey,
+      now: this.#runtime.clock.wallNow(),
+    });
+    this.#log(
+      "info",
+      "members",
+      `invitation ${toHex(created.invitation.id)} for ${options.uses} use(s) until ${new Date(created.invitation.expiresAt).toISOString()}`,
+    );
+    return {
+      token: created.token,
+      ...invitationView(created.invitation, this.#runtime.clock.wallNow()),
+    };
+  }
+
+  invitations(): InvitationView[] {
+    const now = this.#runtime.clock.wallNow();
+    return this.#invitations.list().map((i) => invitationView(i, now));
+  }
+
+  revokeInvitation(id: string): number {
+    const count = this.#invitations.revoke(id, this.#runtime.clock.wallNow());
+    if (count === 0) throw new Error(`No open invitation "${id}" (see weft invite list)`);
+    this.#log("info", "members", `revoked ${count} invitation(s) ${id}`);
+    return count;
   }
 
   /** A member's key from its key, a unique key prefix (4+ characters) or its nickname. */
   resolvePeer(name: string): PeerKey {
     const members = new Set([
+      ...this.members.members().map((m) => m.key),
       ...this.mesh.members(),
       ...this.allocator.ring.entries().map((e) => e.owner),
     ]);
@@ -501,7 +878,11 @@ export class Daemon {
   }
 
   #nicknameOf(key: PeerKey): string {
-    return this.mesh.topology.entry(key)?.nickname ?? "";
+    return (
+      this.mesh.topology.entry(key)?.nickname ||
+      this.members.members().find((m) => m.key === key)?.nickname ||
+      ""
+    );
   }
 
   dnsAdd(name: string, address: string): boolean {
@@ -647,6 +1028,7 @@ export class Daemon {
         this.#log("warn", "daemon", `could not save peers: ${(error as Error).message}`);
       }
       await this.#dnsServer?.close();
+      this.#joins.close();
       this.allocator.close();
       await this.mesh.close();
       await this.#tun.close();
@@ -677,15 +1059,42 @@ function loadOrCreateKey(stateDir: string, runtime: Runtime, log: Logger): Uint8
   return key;
 }
 
-/** The mesh secret file's contents, hashed to the 32-byte preshared key of every handshake. */
-function readMeshSecret(path: string, runtime: Runtime): Uint8Array {
-  const text = readFileIfExists(path);
-  if (text === undefined) throw new Error(`Mesh secret file ${path} does not exist`);
-  const secret = text.trim();
-  if (secret.length < 8)
-    throw new Error(`Mesh secret in ${path} is too short (8 characters at least)`);
-  const encoder = new TextEncoder();
-  return runtime.crypto.hash(encoder.encode("weft mesh secret v1\0"), encoder.encode(secret));
+/** A namespace attached here, saved so that detach works after a restart. */
+interface SavedAttachment {
+  readonly netns: string;
+  readonly hostIf: string;
+  readonly handle: string;
+  readonly address: string;
+  readonly name: string | null;
+}
+
+/** A stock WireGuard client that reaches the mesh through this peer. */
+interface SavedLeaf {
+  readonly publicKey: PeerKey;
+  readonly name: string;
+  readonly address: string;
+  readonly handle: string;
+}
+
+function loadAttachments(store: Store, log: Logger): SavedAttachment[] {
+  return loadJsonList<SavedAttachment>(store, "attachments", log).filter(
+    (a) => typeof a?.handle === "string" && typeof a.hostIf === "string",
+  );
+}
+
+/** A JSON list saved in the store; empty (and a warning) when missing or unreadable. */
+function loadJsonList<T>(store: Store, name: string, log: Logger): T[] {
+  const bytes = store.load(name);
+  if (bytes === undefined) return [];
+  try {
+    const list = JSON.parse(new TextDecoder().decode(bytes)) as T[];
+    return Array.isArray(list)
+      ? list.filter((item) => item !== null && typeof item === "object")
+      : [];
+  } catch (error) {
+    log("warn", "daemon", `saved ${name} unreadable: ${(error as Error).message}`);
+    return [];
+  }
 }
 
 function loadSavedPeers(stateDir: string): SavedPeers {
@@ -723,7 +1132,7 @@ function restoreOwnNames(entries: DnsEntries, store: Store, log: Logger): void {
   }
 }
 
-function chooseBootstrap(config: DaemonConfig, store: Store, saved: SavedPeers): Bootstrap {
+function chooseBootstrap(config: DaemonConfig, store: Store, identity: MeshIdentity): Bootstrap {
   const mode = config.bootstrap;
   switch (mode.kind) {
     case "seed":
@@ -738,11 +1147,11 @@ function chooseBootstrap(config: DaemonConfig, store: Store, saved: SavedPeers):
       return { kind: "consensus", peers: keys as string[], quorum: mode.quorum };
     }
     case "auto":
-      // The first peer of a new mesh seeds it; anyone told of peers joins. A restarted
-      // peer has its ring in the store, and the allocator resumes from that.
-      return config.peers.length > 0 || saved.static.length > 0 || store.load("ipam") !== undefined
-        ? { kind: "join" }
-        : { kind: "seed" };
+      // The founder of a mesh seeds its range; whoever joined by invitation gets space by
+      // donation. A restarted peer has its ring in the store, and resumes from that.
+      return identity.inviter === null && store.load("ipam") === undefined
+        ? { kind: "seed" }
+        : { kind: "join" };
   }
 }
 

@@ -206,6 +206,8 @@ export class Mesh {
   readonly #maxFrameBytes: number;
   readonly #relayedMaxFrameBytes: number;
   readonly #peers = new Map<PeerKey, PeerState>();
+  /** Stock WireGuard peers that reach the mesh through this one (see `addLeaf`). */
+  readonly #leaves = new Set<PeerKey>();
   /** The same peers by virtual endpoint address, for the per-packet path choice. */
   readonly #byVirtualAddress = new Map<string, PeerState>();
   readonly #allowedIps = new Map<PeerKey, readonly IpPrefix[]>();
@@ -378,6 +380,36 @@ export class Mesh {
     peer.gaveUpUntilMs = this.#clock.now() + GIVE_UP_MS;
     if (!peer.connected) this.#forget(key);
     return true;
+  }
+
+  /**
+   * Adds a leaf: a stock WireGuard peer (a phone, `wg-quick`) that reaches the mesh
+   * through this peer only. It is a Device peer with `allowedIps` and WireGuard's own
+   * roaming (it dials us; we learn its endpoint from its packets), outside the mesh's path
+   * machinery: it neither gossips nor relays, so it gets no hellos, pings or relay
+   * frames, and it never appears in the topology. Members route its addresses to us
+   * because they lie in our address space. Replaces an earlier leaf of the same key.
+   */
+  addLeaf(publicKey: Uint8Array, allowedIps: readonly IpPrefix[]): void {
+    const key = toBase64(publicKey);
+    if (key === this.key) throw new RangeError("A mesh peer cannot be its own leaf");
+    if (this.#peers.has(key)) throw new RangeError(`${key} is a mesh peer, not a leaf`);
+    if (this.#leaves.has(key)) this.device.removePeer(publicKey);
+    this.#leaves.add(key);
+    this.device.addPeer({ publicKey, allowedIps, roaming: true });
+  }
+
+  /** Removes a leaf and its session; returns whether it was one. */
+  removeLeaf(publicKey: Uint8Array): boolean {
+    const key = toBase64(publicKey);
+    if (!this.#leaves.delete(key)) return false;
+    this.device.removePeer(publicKey);
+    return true;
+  }
+
+  /** The leaves' keys. */
+  leaves(): PeerKey[] {
+    return [...this.#leaves];
   }
 
   /**

@@ -1,11 +1,11 @@
 /**
  * The CLI against real daemons on loopback (no TUN, so no root): every command's happy
- * path and its error path, asserted on output and exit code. Two peers: alpha seeds the
- * mesh, beta joins it through `--peer`.
+ * path and its error path, asserted on output and exit code. Two peers: alpha founds the
+ * mesh, beta joins it with an invite token from alpha.
  */
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import dnsPacket from "dns-packet";
@@ -24,22 +24,10 @@ function assertCleanError(stderr: string, pattern: RegExp): void {
 describe("weft daemon and CLI on loopback", () => {
   let alpha: RunningDaemon;
   let beta: RunningDaemon;
-  let secretFile: string;
   let alphaDnsPort: number;
 
   before(async () => {
-    // One mesh secret for both peers, outside either state directory.
-    secretFile = join(makeStateDir("secret"), "mesh.secret");
-    writeFileSync(secretFile, "a shared mesh secret\n", { mode: 0o600 });
-    const common = [
-      "--no-tun",
-      "--port",
-      "0",
-      "--listen",
-      "127.0.0.1",
-      "--secret-file",
-      secretFile,
-    ];
+    const common = ["--no-tun", "--port", "0", "--listen", "127.0.0.1"];
     alphaDnsPort = randomPort();
     alpha = await startDaemon(makeStateDir("alpha"), [
       ...common,
@@ -48,20 +36,14 @@ describe("weft daemon and CLI on loopback", () => {
       "--dns-listen",
       `127.0.0.1:${alphaDnsPort}`,
     ]);
-    const { self } = alpha.status();
-    beta = await startDaemon(makeStateDir("beta"), [
-      ...common,
-      "--name",
-      "beta",
-      "--peer",
-      `${self.publicKey}@127.0.0.1:${self.port}`,
-    ]);
+    const invite = alpha.cli(["invite", "--name", "beta"]);
+    assert.equal(invite.status, 0, invite.stderr);
+    beta = await startDaemon(makeStateDir("beta"), [...common, "--join", invite.stdout.trim()]);
   });
 
   after(async () => {
     await alpha?.cleanup();
     await beta?.cleanup();
-    rmSync(join(secretFile, ".."), { recursive: true, force: true });
   });
 
   test("a joining peer connects directly and gets its own address by donation", async () => {
@@ -173,7 +155,7 @@ describe("weft daemon and CLI on loopback", () => {
     assertCleanError(alpha.cli(["ipam", "release", "weft:self"]).stderr, /own address/);
   });
 
-  test("connect and forget name peers by key, prefix or nickname; bad names are refused", () => {
+  test("connect and disconnect name peers by key, prefix or nickname; bad names are refused", () => {
     const alphaKey = alpha.status().self.publicKey;
     const port = alpha.status().self.port;
     const connect = beta.cli(["connect", `127.0.0.1:${port}`, "--json"]);
@@ -188,10 +170,13 @@ describe("weft daemon and CLI on loopback", () => {
       /No known peer at 127\.0\.0\.1:9/,
     );
     assertCleanError(beta.cli(["connect", "nonsense"]).stderr, /Invalid peer "nonsense"/);
-    assertCleanError(beta.cli(["forget", "nosuch"]).stderr, /No peer "nosuch"/);
-    const forget = beta.cli(["forget", "alpha"]);
-    assert.equal(forget.status, 0, forget.stderr);
-    assert.match(forget.stdout, new RegExp(`forgot ${alphaKey.replace(/[+/]/g, "\\$&")}`));
+    assertCleanError(beta.cli(["disconnect", "nosuch"]).stderr, /No peer "nosuch"/);
+    const disconnect = beta.cli(["disconnect", "alpha"]);
+    assert.equal(disconnect.status, 0, disconnect.stderr);
+    assert.match(
+      disconnect.stdout,
+      new RegExp(`disconnected from ${alphaKey.replace(/[+/]/g, "\\$&")}`),
+    );
     assert.equal(beta.cli(["connect", `${alphaKey}@127.0.0.1:${port}`]).status, 0);
   });
 
@@ -213,7 +198,7 @@ describe("weft daemon and CLI on loopback", () => {
     assert.match(unknown.stderr, /unknown command/);
   });
 
-  test("down stops the daemon cleanly; rmpeer then reclaims its space on the other", async () => {
+  test("down stops the daemon cleanly; forget then removes it: space, names, membership", async () => {
     const betaKey = beta.status().self.publicKey;
     const down = beta.cli(["down"]);
     assert.equal(down.status, 0, down.stderr);
@@ -225,12 +210,26 @@ describe("weft daemon and CLI on loopback", () => {
     assert.equal(notRunning.status, 1);
     assertCleanError(notRunning.stderr, /^weft: weft is not running/);
     assertCleanError(alpha.cli(["ipam", "rmpeer", "nosuch"]).stderr, /No peer "nosuch"/);
-    const rmpeer = alpha.cli(["ipam", "rmpeer", "beta", "--json"]);
-    assert.equal(rmpeer.status, 0, rmpeer.stderr);
-    assert.deepEqual(JSON.parse(rmpeer.stdout), {
+    assertCleanError(alpha.cli(["forget", "nosuch"]).stderr, /No peer "nosuch"/);
+    const forget = alpha.cli(["forget", "beta", "--json"]);
+    assert.equal(forget.status, 0, forget.stderr);
+    assert.deepEqual(JSON.parse(forget.stdout), {
       peer: betaKey,
+      nickname: "beta",
       heir: alpha.status().self.publicKey,
     });
+    const members = JSON.parse(alpha.cli(["members", "--json"]).stdout) as {
+      members: { nickname: string }[];
+      removed: { publicKey: string; removedByNickname: string }[];
+    };
+    assert.deepEqual(
+      members.members.map((m) => m.nickname),
+      ["alpha"],
+    );
+    assert.deepEqual(
+      members.removed.map((r) => r.publicKey),
+      [betaKey],
+    );
     const names = (JSON.parse(alpha.cli(["dns", "ls", "--json"]).stdout) as { name: string }[]).map(
       (e) => e.name,
     );

@@ -15,8 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { detectRuntime } from "../../runtimes/detect.ts";
@@ -81,9 +80,6 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
     assertCanRun(...TOOLS);
     const runtimes = ROTATION[detectRuntime()]!;
     const network = createTestNetwork("hosts");
-    const secretDir = mkdtempSync(join(tmpdir(), "weft-secret-"));
-    const secretFile = join(secretDir, "mesh.secret");
-    writeFileSync(secretFile, "three runtimes, one mesh\n", { mode: 0o600 });
     const binary = runtimes.includes("binary") ? compileBinary() : undefined;
     const hosts: WeftHost[] = [];
     const namespaceOf: TestHost[] = [];
@@ -91,8 +87,8 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
     try {
       const [n1, n2, n3] = [network.addHost("h1"), network.addHost("h2"), network.addHost("h3")];
       namespaceOf.push(n1, n2, n3);
-      const left = network.linkHosts(n1, n2);
-      const right = network.linkHosts(n2, n3);
+      network.linkHosts(n1, n2);
+      network.linkHosts(n2, n3);
       const [h1, h2, h3] = (["h1", "h2", "h3"] as const).map(
         (name, i) => new WeftHost(name, runtimes[i]!, [n1, n2, n3][i]!.namespace, binary),
       ) as [WeftHost, WeftHost, WeftHost];
@@ -101,8 +97,6 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
       const common = [
         "--port",
         PORT,
-        "--secret-file",
-        secretFile,
         "--log-level",
         process.env.WEFT_TEST_LOG ?? "info",
         "--metrics",
@@ -115,15 +109,15 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
         30_000,
       );
       const h2Key = h2.status()!.self.publicKey;
-      h1.start([
-        ...common,
-        "--name",
-        "h1",
-        "--peer",
-        `${h2Key}@${left.addressB}:${PORT}`,
-        "--metrics",
-      ]);
-      h3.start([...common, "--name", "h3", "--peer", `${h2Key}@${right.addressA}:${PORT}`]);
+      // h2 founded the mesh; h1 and h3 join with its tokens, each of which lists both of
+      // h2's addresses, of which each joiner reaches one.
+      const invite = (name: string) => {
+        const result = h2.cli(["invite", "--name", name]);
+        assert.equal(result.status, 0, result.stderr);
+        return result.stdout.trim();
+      };
+      h1.start([...common, "--join", invite("h1"), "--metrics"]);
+      h3.start([...common, "--join", invite("h3")]);
       await waitFor(
         "h1 and h3 to have addresses and see each other relayed",
         () => {
@@ -231,7 +225,6 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
       iperfServer?.kill();
       for (const host of hosts) await host.down(5_000).catch(() => host.kill());
       network.cleanup();
-      rmSync(secretDir, { recursive: true, force: true });
       for (const host of hosts) rmSync(host.stateDir, { recursive: true, force: true });
       if (binary) rmSync(join(binary, ".."), { recursive: true, force: true });
     }

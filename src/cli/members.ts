@@ -76,7 +76,9 @@ export function addMembershipCommands(program: Command, daemon: CallDaemon): voi
     .command("list")
     .description("this peer's invitations: open, used up, expired, revoked")
     .option("--json", "print JSON")
-    .action(async (options: Json) => {
+    // `invite` has its own --json, which commander gives the parent: read both.
+    .action(async (_options: Json, command: Command) => {
+      const options = command.optsWithGlobals() as Json;
       const list = (await daemon("GET", "/v1/invites")) as Omit<InviteView, "token">[];
       print(options, list, (all) =>
         all.length === 0
@@ -94,7 +96,8 @@ export function addMembershipCommands(program: Command, daemon: CallDaemon): voi
     .description("revoke an invitation (its id or first characters, from weft invite list) or all")
     .argument("<id>")
     .option("--json", "print JSON")
-    .action(async (id: string, options: Json) => {
+    .action(async (id: string, _options: Json, command: Command) => {
+      const options = command.optsWithGlobals() as Json;
       const result = (await daemon("POST", "/v1/invite/revoke", { id })) as { revoked: number };
       print(options, result, (r) => `revoked ${r.revoked} invitation(s)`);
     });

@@ -7,6 +7,7 @@ import { DEFAULT_DOMAIN, DEFAULT_TTL_SECONDS } from "../dns/constants.ts";
 import { normaliseName } from "../dns/names.ts";
 import { parseRange } from "../ipam/address.ts";
 import { DEFAULT_RANGE } from "../ipam/constants.ts";
+import { decodeToken } from "../membership/token.ts";
 import { parseEndpoint } from "../net/ip.ts";
 import { isLevel, type Level } from "./log.ts";
 import { parsePeerSpec } from "./peer-spec.ts";
@@ -101,6 +102,11 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
       throw new Error(`Invalid ${option} "${value}": expected HOST:PORT`);
     }
   }
+  const join = raw.join ?? env.WEFT_JOIN_TOKEN;
+  if (join !== undefined) {
+    const token = decodeToken(join);
+    if (!token.ok) throw new Error(`Invalid invite token: ${token.error}`);
+  }
   const logLevel = raw.logLevel ?? "info";
   if (!isLevel(logLevel)) {
     throw new Error(`Invalid --log-level "${logLevel}": one of debug, info, warn, error`);
@@ -117,7 +123,7 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
     listenAddress: raw.listen,
     tun: tunName === false ? undefined : { name: tunName, mtu },
     peers: raw.peer ?? [],
-    join: raw.join ?? env.WEFT_JOIN_TOKEN,
+    join,
     range,
     rangeGiven: raw.range !== undefined,
     domain,

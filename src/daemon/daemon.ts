@@ -108,12 +108,16 @@ export interface DaemonStatus {
     readonly dns: string | undefined;
     readonly domain: string;
     readonly range: string;
+    /** The mesh id, as `weft members` shows it. */
+    readonly meshId: string;
     readonly stateDir: string;
     readonly runtime: string;
     readonly version: string;
     readonly uptimeSeconds: number;
   };
   readonly peers: readonly PeerView[];
+  /** Stock WireGuard clients reaching the mesh through this peer. */
+  readonly leaves: readonly { name: string; publicKey: PeerKey; address: string }[];
 }
 
 interface SavedPeers {
@@ -964,6 +968,7 @@ export class Daemon {
         dns: this.#dnsEndpoint,
         domain: this.config.domain,
         range: this.config.range,
+        meshId: meshIdText(this.identity.meshId),
         stateDir: this.config.stateDir,
         runtime: `${this.#runtime.name} ${this.#runtime.version}`,
         version: VERSION,
@@ -985,7 +990,17 @@ export class Daemon {
         rxBytes: p.rxBytes,
         txBytes: p.txBytes,
       })),
+      leaves: this.#leaves.map((l) => ({
+        name: l.name,
+        publicKey: l.publicKey,
+        address: l.address,
+      })),
     };
+  }
+
+  /** What the join responder did, by outcome, for the metrics endpoint. */
+  joinCounters(): Record<string, number> {
+    return { ...this.#joins.counters };
   }
 
   /** Counters for the metrics endpoint. */

@@ -5,7 +5,7 @@ export function formatDaemonStatus(status: DaemonStatus): string {
   const self = status.self;
   const lines = [
     `${self.nickname} ${self.address ?? "(no address yet)"} ${self.publicKey}`,
-    `  weft ${self.version} on ${self.runtime}, UDP port ${self.port}, TUN ${self.tun ?? "none"}, DNS ${self.dns ?? "not served"} (${self.domain}), range ${self.range}`,
+    `  weft ${self.version} on ${self.runtime}, UDP port ${self.port}, TUN ${self.tun ?? "none"}, DNS ${self.dns ?? "not served"} (${self.domain}), range ${self.range}, mesh ${self.meshId}`,
   ];
   if (status.peers.length === 0) lines.push("  no peers yet");
   for (const p of status.peers) {
@@ -19,6 +19,11 @@ export function formatDaemonStatus(status: DaemonStatus): string {
       p.handshakeAgeMs === undefined ? "no handshake" : `handshake ${ago(p.handshakeAgeMs)}`;
     lines.push(
       `${(p.address ?? "-").padEnd(16)} ${(p.nickname || "?").padEnd(16)} ${p.publicKey.slice(0, 12)}  ${path}, ${handshake}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`,
+    );
+  }
+  for (const leaf of status.leaves ?? []) {
+    lines.push(
+      `${leaf.address.padEnd(16)} ${leaf.name.padEnd(16)} ${leaf.publicKey.slice(0, 12)}  WireGuard leaf through this peer`,
     );
   }
   return lines.join("\n");

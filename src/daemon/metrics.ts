@@ -54,6 +54,16 @@ export function renderMetrics(daemon: Daemon): string {
     "Members this peer knows, by how they are reached now.",
     Object.entries(paths).map(([path, n]) => [{ path }, n] as const),
   );
+  out.metric("weft_members", "gauge", "Members of the mesh, and keys removed from it.", [
+    [{ state: "member" }, daemon.members.members().length],
+    [{ state: "removed" }, daemon.members.removed().length],
+  ]);
+  out.metric(
+    "weft_joins_total",
+    "counter",
+    "Join exchanges answered by this peer as inviter, by outcome.",
+    Object.entries(daemon.joinCounters()).map(([outcome, n]) => [{ outcome }, n] as const),
+  );
   out.metric("weft_connections", "gauge", "Direct connections (confirmed path and hello).", [
     [{}, mesh.connections],
   ]);

@@ -16,7 +16,7 @@
  */
 import { blake2s } from "@noble/hashes/blake2.js";
 import { decode as cborDecode } from "cborg";
-import { equalBytes, fromBase64, toBase64 } from "../crypto/bytes.ts";
+import { equalBytes, toBase64 } from "../crypto/bytes.ts";
 import { parseIp } from "../net/ip.ts";
 import { canonicalCbor, KEY_BYTES, MESH_ID_BYTES, type Result } from "./records.ts";
 
@@ -141,8 +141,8 @@ export function decodeToken(input: unknown): Result<Invite> {
   if (!/^[A-Za-z0-9_-]*$/.test(encoded)) {
     return fail("has characters a token never has (was it wrapped or quoted?)");
   }
+  if (encoded.length % 4 === 1) return fail("truncated (its length is impossible)");
   const bytes = fromBase64Url(encoded);
-  if (bytes === undefined) return fail("truncated (its length is impossible)");
   let value: unknown;
   try {
     value = cborDecode(bytes, DECODE_OPTIONS);
@@ -152,10 +152,15 @@ export function decodeToken(input: unknown): Result<Invite> {
       ? fail("truncated (it ends early)")
       : fail("damaged or altered (its contents do not parse)");
   }
+  // Stray bits in the last character: a second spelling of the same bytes, so an edit.
+  if (toBase64Url(bytes) !== encoded) return fail("damaged or altered (its last character)");
   if (!Array.isArray(value) || value.length < 2) return fail("damaged or altered (not a token)");
   if (value[0] !== TOKEN_VERSION) {
-    return typeof value[0] === "number" && value.length === 8
-      ? fail(`version ${value[0]} is not supported by this weft (it reads version 1)`)
+    // A later version may have other fields: its version is all this weft can read.
+    return Number.isSafeInteger(value[0]) && (value[0] as number) > TOKEN_VERSION
+      ? fail(
+          `unsupported version ${value[0]} (this weft reads version ${TOKEN_VERSION}: upgrade it)`,
+        )
       : fail("damaged or altered (not a token)");
   }
   if (value.length !== 8) return fail("damaged or altered (wrong number of fields)");
@@ -208,13 +213,12 @@ function toBase64Url(bytes: Uint8Array): string {
   return toBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-function fromBase64Url(text: string): Uint8Array | undefined {
-  if (text.length % 4 === 1) return undefined;
-  const padded =
-    text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4);
-  try {
-    return fromBase64(padded);
-  } catch {
-    return undefined;
-  }
+/** Bytes of base64url without padding (checked for the alphabet and length already). */
+function fromBase64Url(text: string): Uint8Array {
+  const binary = atob(
+    text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4),
+  );
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
 }

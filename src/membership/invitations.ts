@@ -104,14 +104,16 @@ export class InvitationBook {
     if (!Number.isSafeInteger(uses) || uses < 1 || uses > MAX_USES) {
       throw new RangeError(`An invitation has 1 to ${MAX_USES} uses`);
     }
-    this.#purge(options.now);
+    // Whole milliseconds, as saved (a simulated clock has fractions).
+    const now = Math.floor(options.now);
+    this.#purge(now);
     if (this.#byId.size >= MAX_INVITATIONS) {
       throw new RangeError(
         `${MAX_INVITATIONS} invitations are kept already: revoke some (weft invite revoke all)`,
       );
     }
     const secret = this.#randomBytes(SECRET_BYTES);
-    const expiresAt = options.now + ttlMs;
+    const expiresAt = now + ttlMs;
     const nickname = options.nickname ?? null;
     const token = encodeToken({
       meshId: options.meshId,
@@ -125,7 +127,7 @@ export class InvitationBook {
       id: invitationId(secret),
       psk: invitationPsk(secret),
       nickname,
-      createdAt: options.now,
+      createdAt: now,
       expiresAt,
       uses,
       usedBy: [],
@@ -159,7 +161,7 @@ export class InvitationBook {
     for (const [hex, invitation] of this.#byId) {
       if (wanted !== "all" && !hex.startsWith(wanted)) continue;
       if (invitationState(invitation, now) !== "open") continue;
-      this.#byId.set(hex, { ...invitation, revokedAt: now });
+      this.#byId.set(hex, { ...invitation, revokedAt: Math.floor(now) });
       count++;
     }
     if (count > 0) this.#save();

@@ -20,6 +20,7 @@ import {
   decodeReply,
   encodeRequest,
   initMessage,
+  type JoinRefusal,
   KIND,
   type KnownPeer,
   openSealed,
@@ -28,7 +29,7 @@ import {
   sealedMessage,
 } from "./join-protocol.ts";
 import { Members } from "./members.ts";
-import { decodeSignedRecord, type SignedRecord } from "./records.ts";
+import { decodeSignedRecord, type SignedRecord, verifyRecord } from "./records.ts";
 import { type Invite, invitationId, invitationPsk, isIpLiteral } from "./token.ts";
 
 export type JoinErrorCode = RefusalCode | "unreachable" | "unknown" | "bad-reply" | "bad-endpoint";
@@ -78,6 +79,12 @@ export interface JoinOptions {
 /** Joins the token's mesh; rejects with a JoinError that says what went wrong. */
 export async function joinMesh(options: JoinOptions): Promise<JoinAccepted> {
   const { crypto, clock, conn, token } = options;
+  if (!(options.privateKey instanceof Uint8Array) || options.privateKey.length !== 32) {
+    throw new RangeError('Expected "privateKey" to be 32 bytes');
+  }
+  if (!(options.signingPublicKey instanceof Uint8Array) || options.signingPublicKey.length !== 32) {
+    throw new RangeError('Expected "signingPublicKey" to be 32 bytes');
+  }
   const timeoutMs = options.timeoutMs ?? 15_000;
   const retryMs = options.retryMs ?? 1_000;
   const endpoints = await resolveEndpoints(token, options.resolve);
@@ -175,7 +182,7 @@ export async function joinMesh(options: JoinOptions): Promise<JoinAccepted> {
             return;
           }
           if (reply.value.kind === "refuse") {
-            finish(new JoinError(reply.value.code, reply.value.message));
+            finish(refusalError(reply.value, token, session.endpoint));
             return;
           }
           finish(checkAcceptance(options, reply.value, session.endpoint));
@@ -221,6 +228,14 @@ function checkAcceptance(
   if (inviter.kind !== "admission" || !equalBytes(inviter.member, token.inviterKey)) {
     return bad("the inviter's admission is not the inviter's");
   }
+  // Signed for this mesh (who may sign whom, the members check as for any record; a
+  // joiner admitted before by another member gets that admission back).
+  if (
+    !verifyRecord(token.meshId, admission.value) ||
+    !verifyRecord(token.meshId, inviterAdmission.value)
+  ) {
+    return bad("an admission is not validly signed for this mesh");
+  }
   return {
     genesis: genesis.value,
     inviterAdmission: inviterAdmission.value,
@@ -251,6 +266,17 @@ async function resolveEndpoints(
     for (const address of addresses.slice(0, 4)) out.push({ address, port });
   }
   return out;
+}
+
+/** The inviter's refusal, in words that name what the joiner holds and who answered. */
+function refusalError(refusal: JoinRefusal, token: Invite, endpoint: Endpoint): JoinError {
+  if (refusal.code === "wrong-mesh" && refusal.meshId !== undefined) {
+    return new JoinError(
+      "wrong-mesh",
+      `the invitation is for mesh ${toHex(token.meshId)} but the peer at ${endpointKey(endpoint)} is in mesh ${toHex(refusal.meshId)}`,
+    );
+  }
+  return new JoinError(refusal.code, `${refusal.message} (answer from ${endpointKey(endpoint)})`);
 }
 
 function sameEndpoint(a: Endpoint, b: Endpoint): boolean {

@@ -21,7 +21,9 @@
  *   request: [1, meshId, signingKey (Ed25519, 32 B), nickname | null]
  *   reply:   [1, "accept", genesis, inviterAdmission, admission (signed record bytes),
  *             domain, range, inviterNickname, [[key (32 B), nickname, [[host, port]...]]...]]
- *          | [1, "refuse", code, message]
+ *          | [1, "refuse", code, message] | [1, "refuse", "wrong-mesh", message, meshId]
+ *
+ * Known peers are trimmed from the end until the REPLY datagram fits in 1400 bytes.
  */
 import { decode as cborDecode } from "cborg";
 import type { Crypto } from "../crypto/crypto.ts";
@@ -33,8 +35,12 @@ export const JOIN_MAGIC = 0x57;
 export const KIND = { init: 1, resp: 2, notFound: 3, req: 4, reply: 5 } as const;
 const HEADER_BYTES = 6;
 const TAG_BYTES = 16;
-/** A reply stays within one unfragmented datagram on any sane path. */
-export const MAX_SEALED_BYTES = 1400;
+/** A REQ or REPLY datagram stays unfragmented on any sane path (IPv6's 1280 minus headers is
+ * the floor; 1400 is what WireGuard's own 1420 MTU leaves room for). */
+export const MAX_DATAGRAM_BYTES = 1400;
+export const MAX_SEALED_BYTES = MAX_DATAGRAM_BYTES - HEADER_BYTES;
+const MAX_REFUSAL_CHARS = 300;
+const MAX_TEXT_CHARS = 255;
 const NONCE_ZERO = new Uint8Array(12);
 const DECODE_OPTIONS = {
   strict: true,
@@ -75,6 +81,8 @@ export interface JoinRefusal {
   readonly kind: "refuse";
   readonly code: RefusalCode;
   readonly message: string;
+  /** For "wrong-mesh": the mesh the inviter is in. */
+  readonly meshId?: Uint8Array;
 }
 
 export type JoinReply = JoinAcceptance | JoinRefusal;
@@ -198,7 +206,8 @@ export function decodeRequest(bytes: Uint8Array): Result<JoinRequest> {
  */
 export function encodeReply(reply: JoinReply): Uint8Array {
   if (reply.kind === "refuse") {
-    return canonicalCbor([1, "refuse", reply.code, reply.message.slice(0, 300)]);
+    const fields = [1, "refuse", reply.code, reply.message.slice(0, MAX_REFUSAL_CHARS)];
+    return canonicalCbor(reply.meshId === undefined ? fields : [...fields, reply.meshId]);
   }
   let peers = [...reply.peers];
   for (;;) {
@@ -221,13 +230,24 @@ export function encodeReply(reply: JoinReply): Uint8Array {
 export function decodeReply(bytes: Uint8Array): Result<JoinReply> {
   const value = decode(bytes);
   if (!Array.isArray(value) || value[0] !== 1) return { ok: false, error: "reply is not a reply" };
-  if (value[1] === "refuse" && value.length === 4) {
-    const [, , code, message] = value;
+  if (value[1] === "refuse" && (value.length === 4 || value.length === 5)) {
+    const [, , code, message, meshId] = value;
     const codes: RefusalCode[] = ["expired", "used", "revoked", "wrong-mesh", "refused"];
-    if (!codes.includes(code as RefusalCode) || typeof message !== "string") {
+    if (
+      !codes.includes(code as RefusalCode) ||
+      typeof message !== "string" ||
+      message.length > MAX_REFUSAL_CHARS
+    ) {
       return { ok: false, error: "refusal is malformed" };
     }
-    return { ok: true, value: { kind: "refuse", code: code as RefusalCode, message } };
+    if (value.length === 5 && !(meshId instanceof Uint8Array && meshId.length === MESH_ID_BYTES)) {
+      return { ok: false, error: "refusal mesh id is not 16 bytes" };
+    }
+    const refusal: JoinRefusal = { kind: "refuse", code: code as RefusalCode, message };
+    return {
+      ok: true,
+      value: value.length === 5 ? { ...refusal, meshId: Uint8Array.from(meshId) } : refusal,
+    };
   }
   if (value[1] !== "accept" || value.length !== 9)
     return { ok: false, error: "reply is malformed" };
@@ -236,9 +256,9 @@ export function decodeReply(bytes: Uint8Array): Result<JoinReply> {
     !(genesis instanceof Uint8Array) ||
     !(inviterAdmission instanceof Uint8Array) ||
     !(admission instanceof Uint8Array) ||
-    typeof domain !== "string" ||
-    typeof range !== "string" ||
-    typeof inviterNickname !== "string" ||
+    !isText(domain) ||
+    !isText(range) ||
+    !isText(inviterNickname) ||
     !Array.isArray(peers)
   ) {
     return { ok: false, error: "acceptance has a bad field" };
@@ -247,13 +267,20 @@ export function decodeReply(bytes: Uint8Array): Result<JoinReply> {
   for (const peer of peers) {
     if (!Array.isArray(peer) || peer.length !== 3) return { ok: false, error: "bad known peer" };
     const [key, nickname, endpoints] = peer;
-    if (!(key instanceof Uint8Array) || key.length !== 32 || typeof nickname !== "string") {
+    if (!(key instanceof Uint8Array) || key.length !== 32 || !isText(nickname)) {
       return { ok: false, error: "bad known peer" };
     }
     if (!Array.isArray(endpoints)) return { ok: false, error: "bad known peer endpoints" };
     const list: { address: string; port: number }[] = [];
     for (const e of endpoints) {
-      if (!Array.isArray(e) || typeof e[0] !== "string" || !Number.isInteger(e[1])) {
+      if (
+        !Array.isArray(e) ||
+        e.length !== 2 ||
+        !isText(e[0]) ||
+        !Number.isInteger(e[1]) ||
+        e[1] < 1 ||
+        e[1] > 65535
+      ) {
         return { ok: false, error: "bad known peer endpoint" };
       }
       list.push({ address: e[0], port: e[1] });
@@ -275,6 +302,11 @@ export function decodeReply(bytes: Uint8Array): Result<JoinReply> {
   };
 }
 
+function isText(value: unknown): value is string {
+  return typeof value === "string" && value.length <= MAX_TEXT_CHARS;
+}
+
+/** Strict CBOR, undefined for anything else; the caller has capped the size. */
 function decode(bytes: Uint8Array): unknown {
   try {
     return cborDecode(bytes, DECODE_OPTIONS);

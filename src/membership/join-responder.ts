@@ -22,6 +22,7 @@ import type { InvitationBook } from "./invitations.ts";
 import {
   decodeRequest,
   encodeReply,
+  type JoinRefusal,
   type JoinReply,
   type JoinRequest,
   KIND,
@@ -119,8 +120,9 @@ export class JoinResponder {
     this.#notFound = { tokens: NOT_FOUND_TOTAL, lastMs: now };
   }
 
-  /** How many joins are in progress. */
+  /** How many joins are in progress (sessions past their time are dropped first). */
   get sessionCount(): number {
+    this.#expire();
     return this.#sessions.size;
   }
 
@@ -242,11 +244,14 @@ export class JoinResponder {
       return;
     }
     const request = decodeRequest(plain);
-    if (!request.ok) {
-      this.counters.badRequest++;
-      return;
-    }
-    const reply = this.#decide(session, request.value);
+    // Authenticated but unreadable (a joiner of another version): say so rather than stay silent.
+    const reply: JoinReply = request.ok
+      ? this.#decide(session, request.value)
+      : {
+          kind: "refuse",
+          code: "refused",
+          message: `the join request is malformed: ${request.error}`,
+        };
     if (reply.kind === "accept") this.counters.accepted++;
     else this.counters.refused++;
     session.reply = sealedMessage(
@@ -265,15 +270,18 @@ export class JoinResponder {
     const refuse = (
       code: "expired" | "used" | "revoked" | "wrong-mesh" | "refused",
       message: string,
-    ): JoinReply => {
+    ): JoinRefusal => {
       this.#options.log?.("info", `join by ${joiner} refused: ${message}`);
       return { kind: "refuse", code, message };
     };
     if (!equalBytes(request.meshId, meshId)) {
-      return refuse(
-        "wrong-mesh",
-        `the invitation is for mesh ${toHex(request.meshId)} but this peer is in mesh ${toHex(meshId)}`,
-      );
+      return {
+        ...refuse(
+          "wrong-mesh",
+          `the invitation is for mesh ${toHex(request.meshId)} but this peer is in mesh ${toHex(meshId)}`,
+        ),
+        meshId: Uint8Array.from(meshId),
+      };
     }
     const now = clock.wallNow();
     const invitation = invitations.lookup(session.invitationId);
@@ -295,12 +303,17 @@ export class JoinResponder {
       );
     }
     if (state === "revoked") return refuse("revoked", "the invitation was revoked by its inviter");
-    const admitted = this.#options.admit({
-      member: session.joiner,
-      signingKey: request.signingKey,
-      nickname: invitation.nickname ?? request.nickname,
-      invitation: session.invitationId,
-    });
+    let admitted: AdmitResult | { readonly refused: string };
+    try {
+      admitted = this.#options.admit({
+        member: session.joiner,
+        signingKey: request.signingKey,
+        nickname: invitation.nickname ?? request.nickname,
+        invitation: session.invitationId,
+      });
+    } catch (error) {
+      admitted = { refused: `the inviter could not admit it: ${(error as Error).message}` };
+    }
     if ("refused" in admitted) return refuse("refused", admitted.refused);
     // Spent (and saved) before the yes leaves: no second joiner can get this use.
     invitations.consume(session.invitationId, joiner, now);

@@ -32,6 +32,13 @@ import { Members } from "./members.ts";
 import { decodeSignedRecord, type SignedRecord, verifyRecord } from "./records.ts";
 import { type Invite, invitationId, invitationPsk, isIpLiteral } from "./token.ts";
 
+/**
+ * Requests sent in one session before the joiner handshakes again: the inviter forgets a
+ * session 10 s after it began, so a joiner whose answers keep getting lost needs a new one
+ * (the inviter's answer to a joiner it already admitted is the same yes).
+ */
+const REHANDSHAKE_AFTER_REQUESTS = 5;
+
 export type JoinErrorCode = RefusalCode | "unreachable" | "unknown" | "bad-reply" | "bad-endpoint";
 
 export class JoinError extends Error {
@@ -98,18 +105,25 @@ export async function joinMesh(options: JoinOptions): Promise<JoinAccepted> {
     number,
     { endpoint: Endpoint; pending: PendingInitiation; message: Uint8Array }
   >();
-  for (const endpoint of endpoints) {
-    let index = 0;
-    do index = crypto.randomBytes(4).reduce((n, b) => n * 256 + b, 0);
-    while (index === 0 || attempts.has(index));
-    const made = createInitiation(crypto, local, remote, index, clock.wallNow());
-    if (made === null)
-      throw new JoinError("bad-reply", "the token's inviter key is not a usable key");
-    attempts.set(index, {
-      endpoint,
-      pending: made.pending,
-      message: initMessage(id, made.message),
-    });
+  /** A fresh initiation (and sender index) per endpoint; false for an unusable inviter key. */
+  const startHandshakes = (): boolean => {
+    attempts.clear();
+    for (const endpoint of endpoints) {
+      let index = 0;
+      do index = crypto.randomBytes(4).reduce((n, b) => n * 256 + b, 0);
+      while (index === 0 || attempts.has(index));
+      const made = createInitiation(crypto, local, remote, index, clock.wallNow());
+      if (made === null) return false;
+      attempts.set(index, {
+        endpoint,
+        pending: made.pending,
+        message: initMessage(id, made.message),
+      });
+    }
+    return true;
+  };
+  if (!startHandshakes()) {
+    throw new JoinError("bad-reply", "the token's inviter key is not a usable key");
   }
   const request = encodeRequest({
     meshId: token.meshId,
@@ -140,9 +154,19 @@ export async function joinMesh(options: JoinOptions): Promise<JoinAccepted> {
       if (result instanceof JoinError) reject(result);
       else resolve(result);
     };
+    let requestsSent = 0;
     const sendAll = () => {
-      if (session) conn.send(session.request, session.endpoint);
-      else for (const attempt of attempts.values()) conn.send(attempt.message, attempt.endpoint);
+      // Requests unanswered for longer than the inviter keeps a session: start over.
+      if (session && requestsSent >= REHANDSHAKE_AFTER_REQUESTS) {
+        session = undefined;
+        startHandshakes();
+      }
+      if (session) {
+        conn.send(session.request, session.endpoint);
+        requestsSent++;
+      } else {
+        for (const attempt of attempts.values()) conn.send(attempt.message, attempt.endpoint);
+      }
       cancelRetry = clock.setTimer(retryMs, sendAll);
     };
     conn.onReceive((data, from) => {
@@ -169,6 +193,7 @@ export async function joinMesh(options: JoinOptions): Promise<JoinAccepted> {
             endpoint: from,
             request: sealedMessage(crypto, KIND.req, keys.remoteIndex, keys.sendKey, request),
           };
+          requestsSent = 0;
           cancelRetry();
           sendAll();
           return;

@@ -885,6 +885,13 @@ export class Daemon {
     return (
       this.mesh.topology.entry(key)?.nickname ||
       this.members.members().find((m) => m.key === key)?.nickname ||
+      // A removed member is no longer listed, but its admission is still held.
+      this.members
+        .records()
+        .map((r) => r.record)
+        .flatMap((r) =>
+          r.kind === "admission" && toBase64(r.member) === key ? [r.nickname] : [],
+        )[0] ||
       ""
     );
   }

@@ -136,6 +136,11 @@ export async function establishMembership(options: {
     );
   }
   const members = loadMembers(store, identity, log);
+  if (members.isRemoved(options.publicKey)) {
+    throw new Error(
+      `This peer was removed from mesh ${meshIdText(identity.meshId)}: it needs a new invitation and a new --state-dir`,
+    );
+  }
   if (!members.isMember(options.publicKey) && identity.inviter === null) {
     log("warn", "members", `this peer is not a member of mesh ${toHex(identity.meshId)}`);
   }

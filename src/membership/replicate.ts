@@ -154,6 +154,19 @@ export function replicateMembers(
     const removed = [...current].filter((key) => !next.has(key));
     current = next;
     if (admitted.length === 0 && removed.length === 0) return;
+    // A removed peer would never hear of it once its sessions close: tell it first,
+    // while a session may still carry the record.
+    for (const key of removed) {
+      if (key === selfKey) continue;
+      for (const record of members.records()) {
+        if (record.record.kind !== "removal" || toBase64(record.record.member) !== key) continue;
+        try {
+          unicast(key, record.bytes);
+        } catch (error) {
+          log("debug", `could not tell ${key} of its removal: ${describe(error)}`);
+        }
+      }
+    }
     try {
       mesh.revalidateMembers();
     } catch (error) {
@@ -183,6 +196,15 @@ export function replicateMembers(
     },
   };
   const channel = mesh.channel(MEMBERS_CHANNEL, state);
+  const unicast = (key: string, bytes: Uint8Array) => channel.unicast(key, bytes);
+  // A record sent to us alone: our own removal, told before the sessions close.
+  channel.onUnicast((_from, message) => {
+    try {
+      add([message]);
+    } catch (error) {
+      log("debug", `a record sent to this peer was refused: ${describe(error)}`);
+    }
+  });
 
   /** Checks that this peer can sign for the mesh now. */
   const requireSigner = (what: string) => {

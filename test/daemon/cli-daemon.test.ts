@@ -240,6 +240,8 @@ describe("weft daemon and CLI on loopback", () => {
     const before = alpha.status().self;
     assert.equal(alpha.cli(["down"]).status, 0);
     assert.equal(await alpha.exited(), 0, alpha.log());
+    // The log file is appended to: the restarted daemon's lines come after these.
+    const earlier = alpha.log().length;
     const restarted = await startDaemon(alpha.stateDir, [
       "--json",
       "--no-tun",
@@ -252,9 +254,15 @@ describe("weft daemon and CLI on loopback", () => {
       const ok = await eventually(() => restarted.status().self.address === before.address);
       assert.ok(ok, `the address came back:\n${restarted.log()}`);
       assert.equal(restarted.status().self.publicKey, before.publicKey);
-      const lines = restarted.log().trim().split("\n").slice(-3);
+      const lines = restarted.log().slice(earlier).trim().split("\n");
+      assert.ok(lines.length >= 2, `the restarted daemon logged:\n${restarted.log()}`);
       for (const line of lines) {
-        const event = JSON.parse(line) as { level: string; component: string; message: string };
+        let event: { level: string; component: string; message: string };
+        try {
+          event = JSON.parse(line);
+        } catch {
+          assert.fail(`not a JSON log line: ${line}\n${restarted.log()}`);
+        }
         assert.ok(event.level && event.component && event.message, `a JSON log line: ${line}`);
       }
     } finally {

@@ -62,7 +62,12 @@ import {
   saveMembers,
 } from "./mesh-identity.ts";
 import { type PeerSpec, parsePeerSpec, resolveSpec } from "./peer-spec.ts";
-import { ensureStateDir, lockStateDir, readFileIfExists } from "./state-dir.ts";
+import {
+  ensureStateDir,
+  loadOrCreateKeyFile,
+  lockStateDir,
+  readFileIfExists,
+} from "./state-dir.ts";
 import type {
   AttachView,
   InvitationView,
@@ -1064,21 +1069,11 @@ export class Daemon {
 
 function loadOrCreateKey(stateDir: string, runtime: Runtime, log: Logger): Uint8Array {
   const path = join(stateDir, "private.key");
-  const text = readFileIfExists(path);
-  if (text !== undefined) {
-    let key: Uint8Array;
-    try {
-      key = fromBase64(text.trim());
-    } catch {
-      throw new Error(`${path} does not hold a base64 key`);
-    }
-    if (key.length !== 32) throw new Error(`${path} holds ${key.length} bytes, not a 32-byte key`);
-    return key;
-  }
-  const key = runtime.crypto.generatePrivateKey();
-  writeFileAtomic(path, new TextEncoder().encode(`${toBase64(key)}\n`));
-  log("info", "daemon", `created a new identity in ${path}`);
-  return key;
+  return loadOrCreateKeyFile(
+    path,
+    () => runtime.crypto.generatePrivateKey(),
+    () => log("info", "daemon", `created a new identity in ${path}`),
+  );
 }
 
 /** A namespace attached here, saved so that detach works after a restart. */

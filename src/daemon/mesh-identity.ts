@@ -12,7 +12,6 @@
 import { join } from "node:path";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { decode as cborDecode } from "cborg";
-import { writeFileAtomic } from "../../runtimes/file-store.ts";
 import { fromBase64, toBase64, toHex } from "../crypto/bytes.ts";
 import { Members } from "../membership/members.ts";
 import {
@@ -25,7 +24,7 @@ import {
 import type { PeerKey } from "../mesh/gossip-state.ts";
 import type { Store } from "../store.ts";
 import type { Logger } from "./log.ts";
-import { readFileIfExists } from "./state-dir.ts";
+import { loadOrCreateKeyFile } from "./state-dir.ts";
 
 const IDENTITY_BLOB = "mesh";
 const MEMBERS_BLOB = "members";
@@ -99,21 +98,11 @@ export function saveMeshIdentity(store: Store, identity: MeshIdentity): void {
 /** This peer's Ed25519 signing key (`signing.key`, 0600), created on first use. */
 export function loadOrCreateSigningKey(stateDir: string, log: Logger): Uint8Array {
   const path = join(stateDir, "signing.key");
-  const text = readFileIfExists(path);
-  if (text !== undefined) {
-    let key: Uint8Array;
-    try {
-      key = fromBase64(text.trim());
-    } catch {
-      throw new Error(`${path} does not hold a base64 key`);
-    }
-    if (key.length !== 32) throw new Error(`${path} holds ${key.length} bytes, not a 32-byte key`);
-    return key;
-  }
-  const key = ed25519.utils.randomSecretKey();
-  writeFileAtomic(path, new TextEncoder().encode(`${toBase64(key)}\n`));
-  log("info", "members", `created a new signing key in ${path}`);
-  return key;
+  return loadOrCreateKeyFile(
+    path,
+    () => ed25519.utils.randomSecretKey(),
+    () => log("info", "members", `created a new signing key in ${path}`),
+  );
 }
 
 /** A new mesh with this peer as its founder: a random id and a self-signed genesis. */

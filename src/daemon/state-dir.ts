@@ -6,6 +6,8 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { writeFileAtomic } from "../../runtimes/file-store.ts";
+import { fromBase64, toBase64 } from "../crypto/bytes.ts";
 
 /** The state directory when none is given: as root the system's, else the user's XDG data dir. */
 export function defaultStateDir(env: Record<string, string | undefined> = process.env): string {
@@ -77,4 +79,31 @@ export function reason(error: unknown): string {
     return code && !error.message.includes(code) ? `${code}: ${error.message}` : error.message;
   }
   return String(error);
+}
+
+/**
+ * A 32-byte key kept base64 in a file of the state directory (mode 0600, written
+ * atomically): read it, or make one with `create` and save it. Throws an Error naming the
+ * file when it holds something else.
+ */
+export function loadOrCreateKeyFile(
+  path: string,
+  create: () => Uint8Array,
+  onCreated: () => void,
+): Uint8Array {
+  const text = readFileIfExists(path);
+  if (text !== undefined) {
+    let key: Uint8Array;
+    try {
+      key = fromBase64(text.trim());
+    } catch {
+      throw new Error(`${path} does not hold a base64 key`);
+    }
+    if (key.length !== 32) throw new Error(`${path} holds ${key.length} bytes, not a 32-byte key`);
+    return key;
+  }
+  const key = create();
+  writeFileAtomic(path, new TextEncoder().encode(`${toBase64(key)}\n`));
+  onCreated();
+  return key;
 }

@@ -28,7 +28,7 @@
 import { decode as cborDecode } from "cborg";
 import type { Crypto } from "../crypto/crypto.ts";
 import { MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE } from "../tunnel/constants.ts";
-import { canonicalCbor, MESH_ID_BYTES, type Result } from "./records.ts";
+import { canonicalCbor, MESH_ID_BYTES, type Result, STRICT_CBOR } from "./records.ts";
 import { INVITATION_ID_BYTES } from "./token.ts";
 
 export const JOIN_MAGIC = 0x57;
@@ -42,15 +42,6 @@ export const MAX_SEALED_BYTES = MAX_DATAGRAM_BYTES - HEADER_BYTES;
 const MAX_REFUSAL_CHARS = 300;
 const MAX_TEXT_CHARS = 255;
 const NONCE_ZERO = new Uint8Array(12);
-const DECODE_OPTIONS = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-};
 
 export type RefusalCode = "expired" | "used" | "revoked" | "wrong-mesh" | "refused";
 
@@ -309,7 +300,7 @@ function isText(value: unknown): value is string {
 /** Strict CBOR, undefined for anything else; the caller has capped the size. */
 function decode(bytes: Uint8Array): unknown {
   try {
-    return cborDecode(bytes, DECODE_OPTIONS);
+    return cborDecode(bytes, STRICT_CBOR);
   } catch {
     return undefined;
   }

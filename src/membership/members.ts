@@ -68,6 +68,7 @@ import {
   type Removal,
   type Result,
   type SignedRecord,
+  STRICT_CBOR,
   verifyRecord,
 } from "./records.ts";
 
@@ -78,15 +79,6 @@ export const DEFAULT_MAX_PENDING = 1024;
 /** Items in one received delta; more is refused as a whole. */
 export const MAX_ITEMS_PER_DELTA = 4096;
 const SNAPSHOT_FORMAT = 1;
-const SNAPSHOT_DECODE_OPTIONS = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-};
 
 /** A set of signed records; the full state is a delta too. Order: authors before what they sign. */
 export interface MembersDelta {
@@ -214,7 +206,7 @@ export class Members implements GossipState<MembersDelta> {
   ): Result<Members> {
     let value: unknown;
     try {
-      value = cborDecode(bytes, SNAPSHOT_DECODE_OPTIONS);
+      value = cborDecode(bytes, STRICT_CBOR);
     } catch (error) {
       return { ok: false, error: `snapshot is not CBOR: ${(error as Error).message}` };
     }

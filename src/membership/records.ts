@@ -40,6 +40,16 @@ export const MESH_ID_BYTES = 16;
 export const MAX_NICKNAME_BYTES = 64;
 export const MIN_INVITATION_BYTES = 8;
 export const MAX_INVITATION_BYTES = 32;
+/** cborg's strictest decoding: shortest forms only, no indefinite lengths, undefined, NaN or bigints. */
+export const STRICT_CBOR = {
+  strict: true,
+  allowIndefinite: false,
+  allowUndefined: false,
+  allowInfinity: false,
+  allowNaN: false,
+  allowBigInt: false,
+  rejectDuplicateMapKeys: true,
+} as const;
 /** No valid signed record is longer (an admission with the longest fields is about 250). */
 export const MAX_SIGNED_RECORD_BYTES = 512;
 
@@ -203,15 +213,7 @@ export function decodeSignedRecord(bytes: unknown): Result<SignedRecord> {
   }
   let value: unknown;
   try {
-    value = cborDecode(bytes, {
-      strict: true,
-      allowIndefinite: false,
-      allowUndefined: false,
-      allowInfinity: false,
-      allowNaN: false,
-      allowBigInt: false,
-      rejectDuplicateMapKeys: true,
-    });
+    value = cborDecode(bytes, STRICT_CBOR);
   } catch (error) {
     return fail(`signed record is not CBOR: ${error instanceof Error ? error.message : "?"}`);
   }

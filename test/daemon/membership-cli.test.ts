@@ -89,7 +89,10 @@ describe("invite, join, forget with real daemons", () => {
   test("garbage, truncated, altered and oversized tokens are refused before any network", () => {
     assert.match(refusedJoin("hello"), /^weft: Invalid invite token: .*/);
     const token = invite(alpha);
-    assert.match(refusedJoin(token.slice(0, 40)), /^weft: Invalid invite token: .*(truncated|damaged)/i);
+    assert.match(
+      refusedJoin(token.slice(0, 40)),
+      /^weft: Invalid invite token: .*(truncated|damaged)/i,
+    );
     const flipped = token.slice(0, 30) + (token[30] === "A" ? "B" : "A") + token.slice(31);
     assert.match(refusedJoin(flipped), /^weft: Invalid invite token: .*(altered|damaged)/i);
     assert.match(refusedJoin(`weft1-${"A".repeat(5000)}`), /^weft: Invalid invite token: .*long/i);

@@ -19,6 +19,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { detectRuntime } from "../../runtimes/detect.ts";
+import { pings, scrapeMetrics, sleep, waitFor } from "../helpers/host-checks.ts";
 import { createTestNetwork, type TestHost } from "../helpers/netns.ts";
 import { assertCanRun, rootOnly } from "../helpers/root.ts";
 import { compileBinary, type HostRuntime, WeftHost } from "../helpers/weft-host.ts";
@@ -31,46 +32,6 @@ const ROTATION: Record<string, [HostRuntime, HostRuntime, HostRuntime]> = {
   deno: ["deno", "binary", "node"],
   bun: ["bun", "binary", "deno"],
 };
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      if (check()) return Date.now() - started;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - started > timeoutMs)
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
-
-/** Whether `from` gets an echo reply from `address` within about two seconds. */
-function pings(from: TestHost, address: string, count = 3): boolean {
-  try {
-    from.exec("ping", ["-c", String(count), "-i", "0.3", "-W", "2", address]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The metrics page of the daemon in `host` (each serves on its own namespace's loopback). */
-function scrape(host: TestHost): string {
-  try {
-    return host.exec("bash", [
-      "-c",
-      "exec 3<>/dev/tcp/127.0.0.1/9586 || exit 1; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
-    ]);
-  } catch {
-    return "";
-  }
-}
 
 describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
   test("ping, dig and iperf3 across the mesh; status names the relay; h2 restarts", {
@@ -147,11 +108,11 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
           if (from === to) continue;
           await waitFor(
             `${from.name} to ping ${to.name} (${address.get(to)})`,
-            () => pings(namespaces.get(from)!, address.get(to)!, 1),
+            () => pings(namespaces.get(from)!.namespace, address.get(to)!, 1),
             15_000,
           );
           assert.ok(
-            pings(namespaces.get(from)!, address.get(to)!),
+            pings(namespaces.get(from)!.namespace, address.get(to)!),
             `${from.name} pings ${to.name}`,
           );
         }
@@ -195,7 +156,7 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
       console.log(`iperf3 h1 -> h3 through h2: ${mbits.toFixed(0)} Mbit/s`);
       assert.ok(report.end.sum_received.bytes > 0, "iperf3 moved data h1 -> h3");
 
-      const metrics = scrape(n1);
+      const metrics = scrapeMetrics(n1.namespace);
       assert.match(
         metrics,
         /weft_peers\{path="relayed"\} 1/,
@@ -204,18 +165,18 @@ describe("weft hosts: three runtimes, kernel TUNs, a relay", () => {
 
       const h2Exit = await h2.down();
       assert.equal(h2Exit, 0, `h2 stops cleanly:\n${h2.log()}`);
-      assert.ok(!pings(n1, address.get(h3)!, 2), "with h2 down, h1 cannot reach h3");
+      assert.ok(!pings(n1.namespace, address.get(h3)!, 2), "with h2 down, h1 cannot reach h3");
       h2.start([...common, "--name", "h2"]);
       const restoredMs = await waitFor(
         "h1 to reach h3 again after h2 restarts",
-        () => pings(n1, address.get(h3)!, 1),
+        () => pings(n1.namespace, address.get(h3)!, 1),
         10_000,
       );
       console.log(`h1 -> h3 restored ${restoredMs} ms after h2 restarted`);
     } catch (error) {
       for (const [i, host] of hosts.entries()) {
         console.log(`--- ${host.name} (${host.runtime}) log\n${host.log()}`);
-        const counters = scrape(namespaceOf[i]!)
+        const counters = scrapeMetrics(namespaceOf[i]!.namespace)
           .split("\n")
           .filter((line) => /^weft_(drops|relay|bytes)/.test(line));
         console.log(`--- ${host.name} counters\n${counters.join("\n")}`);

@@ -39,6 +39,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../../runtimes/detect.ts";
+import { pings, scrapeMetrics, sleep, succeeds, waitFor } from "../helpers/host-checks.ts";
 import { createTestNetwork, sh, type TestHost } from "../helpers/netns.ts";
 import { assertCanRun, hasCommand, rootOnly } from "../helpers/root.ts";
 import { compileBinary, type HostRuntime, WeftHost, weftCommand } from "../helpers/weft-host.ts";
@@ -80,39 +81,6 @@ interface LeafJson {
   config: string;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      if (check()) return Date.now() - started;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - started > timeoutMs)
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
-
-/** Runs a command in a namespace; true when it exits 0. */
-function succeeds(namespace: string, command: string, args: string[]): boolean {
-  try {
-    sh("ip", ["netns", "exec", namespace, command, ...args]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Whether `namespace` gets echo replies from `target` (an address or a name). */
-function pings(namespace: string, target: string, count = 3): boolean {
-  return succeeds(namespace, "ping", ["-c", String(count), "-i", "0.3", "-W", "2", target]);
-}
-
 /** `dig +short` in `namespace`, at `server` or at the namespace's resolv.conf. */
 function dig(namespace: string, name: string, server?: string): string {
   try {
@@ -148,33 +116,17 @@ function members(host: WeftHost): MembersJson | undefined {
   return result.status === 0 ? (JSON.parse(result.stdout) as MembersJson) : undefined;
 }
 
-/** The metrics page of the daemon in `namespace` (each serves on its own loopback). */
-function scrape(namespace: string): string {
-  try {
-    return sh("ip", [
-      "netns",
-      "exec",
-      namespace,
-      "bash",
-      "-c",
-      "exec 3<>/dev/tcp/127.0.0.1/9586 || exit 1; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
-    ]);
-  } catch {
-    return "";
-  }
-}
-
 /** How many handshakes the daemon in `namespace` refused because the key is not a member. */
 function notMemberHandshakes(namespace: string): number {
   const line = /^weft_drops_total\{layer="mesh",reason="handshake-not-member"\} (\d+)$/m.exec(
-    scrape(namespace),
+    scrapeMetrics(namespace),
   );
   return Number(line?.[1] ?? 0);
 }
 
 /**
  * A `weft join TOKEN ARGS` daemon on `host` in `namespace` (WeftHost starts only `weft up`),
- * logging to the same file; stopped with `weft down` by `stopJoined`.
+ * logging to the same file.
  */
 interface Joined {
   readonly child: ChildProcess;
@@ -198,25 +150,6 @@ function startJoined(
   closeSync(logFd);
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return { child, exit };
-}
-
-/** `weft down` for a joined daemon; SIGKILL after `timeoutMs`. Its exit code, or null. */
-async function stopJoined(
-  host: WeftHost,
-  joined: Joined,
-  timeoutMs = 15_000,
-): Promise<number | null> {
-  if (joined.child.exitCode !== null || joined.child.signalCode !== null)
-    return joined.child.exitCode;
-  host.cli(["down"]);
-  const code = await Promise.race([
-    joined.exit,
-    new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs)),
-  ]);
-  if (code !== "timeout") return code;
-  joined.child.kill("SIGKILL");
-  await joined.exit;
-  return null;
 }
 
 /** The wg-quick file without its wg-quick-only lines, for `wg setconf`. */
@@ -557,7 +490,10 @@ describe("weft membership on real hosts: invites, another cloud, containers, a W
       assert.ok(!pings(c4, web.address, 2), "c4 cannot reach web once h4 is removed");
       // The removal reaches h4 before its sessions close: it stops on its own, saying why,
       // and refuses to start again.
-      const h4Exit = await Promise.race([joined.exit, sleep(15_000).then(() => "timeout" as const)]);
+      const h4Exit = await Promise.race([
+        joined.exit,
+        sleep(15_000).then(() => "timeout" as const),
+      ]);
       assert.equal(h4Exit, 1, `h4 stops with exit code 1 when told of its removal:\n${h4.log()}`);
       assert.match(h4.log(), /this peer was removed from mesh [0-9a-f]{32} by h1/);
       const restart = h4.cli(["up", ...common]);
@@ -610,7 +546,7 @@ describe("weft membership on real hosts: invites, another cloud, containers, a W
     } catch (error) {
       for (const host of hosts) {
         console.log(`--- ${host.name} (${host.runtime}) log\n${host.log()}`);
-        const counters = scrape(namespaceOf.get(host)!.namespace)
+        const counters = scrapeMetrics(namespaceOf.get(host)!.namespace)
           .split("\n")
           .filter((line) => /^weft_(drops|relay|peers)/.test(line));
         console.log(`--- ${host.name} counters\n${counters.join("\n")}`);

@@ -156,6 +156,12 @@ export function decodeToken(input: unknown): Result<Invite> {
   if (toBase64Url(bytes) !== encoded) return fail("damaged or altered (its last character)");
   if (!Array.isArray(value) || value.length < 2) return fail("damaged or altered (not a token)");
   if (value[0] !== TOKEN_VERSION) {
+    // A version-1 token whose version character was mistyped still passes the check of
+    // version 1: it is damaged, and upgrading would not help.
+    if (value.length === 8 && isBytes(value[4], SECRET_BYTES) && isBytes(value[7], CHECK_BYTES)) {
+      const asVersion1 = checkOf([TOKEN_VERSION, ...value.slice(1, 7)], value[4]);
+      if (equalBytes(value[7], asVersion1)) return fail("damaged or altered (its version)");
+    }
     // A later version may have other fields: its version is all this weft can read.
     return Number.isSafeInteger(value[0]) && (value[0] as number) > TOKEN_VERSION
       ? fail(

@@ -281,14 +281,18 @@ async function resolveEndpoints(
   resolve: ((host: string) => Promise<string[]>) | undefined,
 ): Promise<Endpoint[]> {
   const out: Endpoint[] = [];
+  // Each address once (a name may resolve to a listed literal): "unknown" counts answers per endpoint.
+  const add = (endpoint: Endpoint) => {
+    if (!out.some((e) => sameEndpoint(e, endpoint))) out.push(endpoint);
+  };
   for (const { host, port } of token.endpoints) {
     if (isIpLiteral(host)) {
-      out.push({ address: host, port });
+      add({ address: host, port });
       continue;
     }
     if (!resolve) continue;
     const addresses = await resolve(host).catch(() => [] as string[]);
-    for (const address of addresses.slice(0, 4)) out.push({ address, port });
+    for (const address of addresses.slice(0, 4)) add({ address, port });
   }
   return out;
 }

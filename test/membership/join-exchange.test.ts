@@ -389,6 +389,26 @@ describe("join exchange: refusals", () => {
     assert.equal(quick.atMs - atMs, 3_000, "timeoutMs is honoured");
   });
 
+  test("unknown also when the token names the same endpoint twice (a name resolving to a literal)", async () => {
+    const world = createWorld(19);
+    const inviter = createInviter(world);
+    const { token } = inviter.invite({
+      endpoints: [inviter.endpoint, { host: "inviter.example", port: PORT }, inviter.endpoint],
+    });
+    const never = { ...token, secret: world.random.bytes(32) };
+    const joiner = createJoiner(world, "10.0.0.2");
+    const { error } = await refused(
+      world,
+      joiner.join(never, { resolve: async () => [inviter.address] }),
+    );
+    assert.equal(error.code, "unknown", `the inviter said NOT_FOUND: ${error.message}`);
+    assert.match(error.message, /knows this invitation \(10\.0\.0\.1:51820\)/, "named once");
+    const inits = joiner.sent.filter(
+      (s) => s.data[1] === KIND.init && s.to.address === inviter.address,
+    );
+    assert.equal(inits.length, DEFAULT_TIMEOUT_MS / 1_000, "one INIT a second, not three");
+  });
+
   test("unreachable: no endpoint answers", async () => {
     const world = createWorld(16);
     const inviter = createInviter(world);

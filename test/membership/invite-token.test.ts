@@ -13,6 +13,8 @@ import {
   type Invitation,
   InvitationBook,
   invitationState,
+  KEEP_AFTER_EXPIRY_MS,
+  MAX_INVITATIONS,
 } from "../../src/membership/invitations.ts";
 import { canonicalCbor } from "../../src/membership/records.ts";
 import {
@@ -698,5 +700,15 @@ describe("InvitationBook", () => {
       ),
       "nor in memory",
     );
+  });
+  test("keeps spent records a week past expiry, then purges; the book is bounded", () => {
+    const book = newBook();
+    const old = create(book, { ttlMs: 1000 }).invitation;
+    create(book, { now: NOW + 1000 + KEEP_AFTER_EXPIRY_MS - 1 });
+    assert.ok(book.lookup(old.id), "kept a week past expiry, so a refusal can say why");
+    create(book, { now: NOW + 1000 + KEEP_AFTER_EXPIRY_MS });
+    assert.equal(book.lookup(old.id), undefined, "then purged");
+    for (let i = book.list().length; i < MAX_INVITATIONS; i++) create(book);
+    assert.throws(() => create(book), /1024 invitations are kept already/);
   });
 });

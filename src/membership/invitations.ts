@@ -192,6 +192,18 @@ export class InvitationBook {
     return undefined;
   }
 
+  /** Gives back the use `joiner` spent (its admission failed); returns whether it had one. */
+  refund(id: Uint8Array, joiner: PeerKey): boolean {
+    const invitation = this.lookup(id);
+    if (!invitation?.usedBy.includes(joiner)) return false;
+    this.#byId.set(toHex(id), {
+      ...invitation,
+      usedBy: invitation.usedBy.filter((key) => key !== joiner),
+    });
+    this.#save();
+    return true;
+  }
+
   #purge(now: number): void {
     let purged = false;
     for (const [hex, invitation] of this.#byId) {

@@ -303,6 +303,12 @@ export class JoinResponder {
       );
     }
     if (state === "revoked") return refuse("revoked", "the invitation was revoked by its inviter");
+    // Spent (and saved) first: a use is never given twice, even if what follows fails.
+    try {
+      invitations.consume(session.invitationId, joiner, now);
+    } catch (error) {
+      return refuse("refused", `the inviter could not record the use: ${(error as Error).message}`);
+    }
     let admitted: AdmitResult | { readonly refused: string };
     try {
       admitted = this.#options.admit({
@@ -314,9 +320,15 @@ export class JoinResponder {
     } catch (error) {
       admitted = { refused: `the inviter could not admit it: ${(error as Error).message}` };
     }
-    if ("refused" in admitted) return refuse("refused", admitted.refused);
-    // Spent (and saved) before the yes leaves: no second joiner can get this use.
-    invitations.consume(session.invitationId, joiner, now);
+    if ("refused" in admitted) {
+      // Nobody got in with it: the use is given back.
+      try {
+        invitations.refund(session.invitationId, joiner);
+      } catch {
+        // the use stays spent: safe, if unkind
+      }
+      return refuse("refused", admitted.refused);
+    }
     const settings = this.#options.settings();
     this.#options.log?.("info", `${joiner} joined with invitation ${toHex(session.invitationId)}`);
     return {

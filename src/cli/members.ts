@@ -18,13 +18,13 @@ export type { CallDaemon };
 export function addMembershipCommands(program: Command, daemon: CallDaemon): void {
   const invite = program
     .command("invite")
-    .description("print an invite token that lets one new peer join this mesh (weft join TOKEN)")
+    .description("print an invite token with which a new peer joins this mesh (weft join TOKEN)")
     .option("--ttl <duration>", "how long the token is valid: 90s, 30m, 24h, 7d", "24h")
     .option("--uses <n>", "how many peers may join with it", "1")
     .option("--name <nickname>", "the nickname the joiner gets")
     .option(
       "--endpoint <host:port>",
-      "an address the joiner can reach this peer at, tried first (repeatable)",
+      "another address the joiner may reach this peer at, e.g. a public one (repeatable)",
       collect,
     )
     .option(

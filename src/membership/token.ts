@@ -18,7 +18,7 @@ import { blake2s } from "@noble/hashes/blake2.js";
 import { decode as cborDecode } from "cborg";
 import { equalBytes, toBase64 } from "../crypto/bytes.ts";
 import { parseIp } from "../net/ip.ts";
-import { canonicalCbor, KEY_BYTES, MESH_ID_BYTES, type Result } from "./records.ts";
+import { canonicalCbor, KEY_BYTES, MESH_ID_BYTES, type Result, STRICT_CBOR } from "./records.ts";
 
 export const TOKEN_PREFIX = "weft1-";
 export const TOKEN_VERSION = 1;
@@ -31,15 +31,6 @@ export const MAX_ENDPOINTS = 16;
 const MAX_HOST_BYTES = 253;
 const MAX_NICKNAME_BYTES = 63;
 const HOST = /^[A-Za-z0-9.:_-]+$/;
-const DECODE_OPTIONS = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-};
 const utf8 = new TextEncoder();
 
 /** Where the joiner may reach the inviter: an IP literal or a DNS name, and a UDP port. */
@@ -145,7 +136,7 @@ export function decodeToken(input: unknown): Result<Invite> {
   const bytes = fromBase64Url(encoded);
   let value: unknown;
   try {
-    value = cborDecode(bytes, DECODE_OPTIONS);
+    value = cborDecode(bytes, STRICT_CBOR);
   } catch (error) {
     const message = (error as Error).message;
     return /insufficient|unexpected end|not enough/i.test(message)

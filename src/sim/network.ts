@@ -15,10 +15,22 @@
  * ```
  *
  * A host is just an address: one that anything listens on, sends from or configures.
- * Multi-homed hosts and NAT are not modelled yet.
+ * Multi-homed hosts are not modelled.
+ *
+ * Gateways (`attachGateway`; `SimNat` in nat.ts is one) own an address and a private
+ * network behind it. A datagram between hosts of the same network goes straight there; one
+ * from a host behind a gateway to a host outside its network goes first to that gateway
+ * (over the link host → gateway address), which gets it with its original endpoints at
+ * arrival and may send it on with other ones. Nothing outside a private network reaches a
+ * host in it but its gateway ("unroutable"). Links, cuts and loss apply to each such hop.
+ *
+ * ```
+ * 192.168.1.2 ──► gateway 203.0.113.1 ──► 198.51.100.7      (hop, receive, send on)
+ * 198.51.100.7 ──► gateway 203.0.113.1 ──► 192.168.1.2      (hop to its address, receive, send in)
+ * ```
  */
 import type { Clock } from "../clock.ts";
-import { formatIp, IPV6_BYTES, parseIp } from "../net/ip.ts";
+import { formatIp, IPV6_BYTES, type IpPrefix, parseIp, parsePrefix } from "../net/ip.ts";
 import {
   type Endpoint,
   endpointKey,
@@ -52,7 +64,10 @@ export interface LinkOptions {
 export type DropCause =
   /** Sent from a conn after its `close()`. */
   | "closed"
-  /** The destination is not an IP address or port, or its family differs from the sender's. */
+  /**
+   * The destination is not an IP address or port, its family differs from the sender's, or
+   * it is in a gateway's private network that the sender is outside of.
+   */
   | "unroutable"
   /** A `partition` separates the two hosts. */
   | "partition"
@@ -67,12 +82,17 @@ export type DropCause =
   /** The destination conn has no receive handler yet. */
   | "noHandler";
 
-/** Running totals. `sent + duplicated === delivered + inFlight + every dropped count`. */
+/**
+ * Running totals. `sent + duplicated === delivered + forwarded + inFlight + every dropped
+ * count`.
+ */
 export interface NetworkCounters {
-  /** Calls to `send` on any conn of this network. */
+  /** Calls to `send` on any conn of this network, and on any gateway's port. */
   readonly sent: number;
   /** Handler calls, duplicates included. */
   readonly delivered: number;
+  /** Datagrams (and copies) handed to a gateway; what it sends on counts as sent again. */
+  readonly forwarded: number;
   /** Extra copies made by duplication. */
   readonly duplicated: number;
   /** Datagrams held back for reordering. */
@@ -86,6 +106,15 @@ export interface NetworkCounters {
 export type NetworkEvent =
   | {
       readonly type: "deliver";
+      readonly atMs: number;
+      readonly from: Endpoint;
+      readonly to: Endpoint;
+      readonly bytes: number;
+    }
+  | {
+      /** Handed to the gateway at `gateway` (its address); `to` is still the datagram's own. */
+      readonly type: "forward";
+      readonly gateway: string;
       readonly atMs: number;
       readonly from: Endpoint;
       readonly to: Endpoint;
@@ -118,6 +147,34 @@ export interface SimNetworkOptions {
   readonly trace?: (event: NetworkEvent) => void;
 }
 
+/**
+ * A router on the network, such as a NAT: it owns one address, and the hosts of a private
+ * network sit behind it (see `SimNetwork.attachGateway`).
+ */
+export interface SimGateway {
+  /**
+   * A datagram reached the gateway: one a host behind it sent to a host outside its
+   * private network or to the gateway's address (`fromBehind`), or one sent to its address
+   * from outside. `from` and `to` are the datagram's own endpoints; `data` is the
+   * gateway's to keep.
+   */
+  receive(data: Uint8Array, from: Endpoint, to: Endpoint, fromBehind: boolean): void;
+}
+
+/** What `attachGateway` hands a gateway: the network as its address sees it. */
+export interface SimGatewayPort {
+  /** The gateway's address, as the network spells it. */
+  readonly address: string;
+  /**
+   * Sends a datagram from the gateway's address with any source endpoint, as a router
+   * forwards one: into its private network, or out (through its own gateway, if its
+   * address is behind one). It is routed, cut, lost, delayed and counted as a conn's is.
+   */
+  send(data: Uint8Array, from: Endpoint, to: Endpoint): void;
+  /** The network clock's `now()`. */
+  now(): number;
+}
+
 /** A perfect link: no delay, loss or reordering, and Ethernet's 1500-byte MTU. */
 export const DEFAULT_LINK: Readonly<LinkOptions> = Object.freeze({
   latencyMs: 0,
@@ -135,6 +192,20 @@ const IPV6_HEADER_BYTES = 40;
 /** Ports `listen(address, 0)` picks from, in order: IANA's dynamic range (RFC 6335 §6). */
 const EPHEMERAL_PORT_FIRST = 49152;
 const EPHEMERAL_PORT_LAST = 65535;
+
+/** Where a datagram is sent from: a conn's socket, or a gateway's address. */
+interface Sender {
+  readonly address: string;
+  readonly ipv6: boolean;
+  readonly closed: boolean;
+}
+
+/** A gateway as the network keeps it. */
+interface GatewayEntry {
+  readonly address: string;
+  readonly network: IpPrefix;
+  readonly gateway: SimGateway;
+}
 
 const DROP_CAUSES: readonly DropCause[] = [
   "closed",
@@ -186,8 +257,13 @@ export class SimNetwork {
   readonly #sockets = new Map<string, Socket>();
   /** Per host, where the search for a free ephemeral port starts next. */
   readonly #nextEphemeralPort = new Map<string, number>();
+  /** Gateways by their address. */
+  readonly #gateways = new Map<string, GatewayEntry>();
+  /** Per host, the gateway it is behind (null: none); cleared when a gateway is attached. */
+  readonly #gatewayOfHost = new Map<string, GatewayEntry | null>();
   #sent = 0;
   #delivered = 0;
+  #forwarded = 0;
   #duplicated = 0;
   #reordered = 0;
   #inFlight = 0;
@@ -215,7 +291,7 @@ export class SimNetwork {
     }
     const bound = port === 0 ? this.#freePort(address) : port;
     const key = endpointKey({ address, port: bound });
-    if (this.#sockets.has(key)) {
+    if (this.#sockets.has(key) || this.#gateways.has(address)) {
       throw Object.assign(new Error(`Address "${key}" is already in use`), {
         code: "EADDRINUSE",
       });
@@ -234,7 +310,7 @@ export class SimNetwork {
       get closed() {
         return socket.closed;
       },
-      send: (data, to) => this.#send(socket, data, to),
+      send: (data, to) => this.#send(socket, { address, port: bound }, data, to),
       onReceive(handler) {
         if (!socket.closed) socket.handler = handler;
       },
@@ -246,6 +322,57 @@ export class SimNetwork {
         }
         return Promise.resolve();
       },
+    };
+  }
+
+  /**
+   * Puts `gateway` at `address` with the hosts of `privateNetwork` (a prefix such as
+   * "192.168.1.0/24") behind it: from then on it gets every datagram sent to `address`, and
+   * every one a host behind it sends outside the network (see the module comment).
+   * `address` may itself be behind another gateway, which nests them. Throws if `address`
+   * has conns or a gateway, is inside `privateNetwork`, another gateway has that network,
+   * or the nesting would loop.
+   */
+  attachGateway(address: string, privateNetwork: string, gateway: SimGateway): SimGatewayPort {
+    const own = hostAddressOf(address, "address");
+    const network = typeof privateNetwork === "string" ? parsePrefix(privateNetwork) : undefined;
+    if (network === undefined) {
+      throw new SyntaxError(
+        `Expected "privateNetwork" to be an IP prefix, got "${privateNetwork}"`,
+      );
+    }
+    if ((network.address.length === IPV6_BYTES) !== own.includes(":")) {
+      throw new RangeError(`Expected "privateNetwork" to be of the family of "${own}"`);
+    }
+    if (prefixContains(network, own)) {
+      throw new RangeError(`Expected "address" to be outside "${privateNetwork}", got "${own}"`);
+    }
+    if (this.#gateways.has(own) || [...this.#sockets.values()].some((s) => s.address === own)) {
+      throw Object.assign(new Error(`Address "${own}" is already in use`), {
+        code: "EADDRINUSE",
+      });
+    }
+    for (const other of this.#gateways.values()) {
+      if (samePrefix(other.network, network)) {
+        throw new RangeError(`Expected "privateNetwork" to be free, but "${other.address}" has it`);
+      }
+    }
+    const entry: GatewayEntry = { address: own, network, gateway };
+    this.#gateways.set(own, entry);
+    this.#gatewayOfHost.clear();
+    // Nesting must end: a gateway cannot sit (however deep) behind itself.
+    for (let g = this.#gatewayOf(own), depth = 0; g !== undefined; g = this.#gatewayOf(g.address)) {
+      if (g === entry || ++depth > this.#gateways.size) {
+        this.#gateways.delete(own);
+        this.#gatewayOfHost.clear();
+        throw new RangeError(`Expected "${own}" not to end up behind itself`);
+      }
+    }
+    const sender: Sender = { address: own, ipv6: own.includes(":"), closed: false };
+    return {
+      address: own,
+      send: (data, from, to) => this.#send(sender, from, data, to),
+      now: () => this.#clock.now(),
     };
   }
 
@@ -312,6 +439,7 @@ export class SimNetwork {
     return {
       sent: this.#sent,
       delivered: this.#delivered,
+      forwarded: this.#forwarded,
       duplicated: this.#duplicated,
       reordered: this.#reordered,
       inFlight: this.#inFlight,
@@ -319,15 +447,14 @@ export class SimNetwork {
     };
   }
 
-  #send(socket: Socket, data: Uint8Array, to: Endpoint): void {
+  #send(sender: Sender, from: Endpoint, data: Uint8Array, to: Endpoint): void {
     this.#sent++;
-    const from: Endpoint = { address: socket.address, port: socket.port };
-    const route = this.#route(socket, data.length, to);
+    const route = this.#route(sender, data.length, to);
     if (typeof route === "string") {
       this.#drop(route, from, to, data.length);
       return;
     }
-    const { destination, link } = route;
+    const { destination, gateway, fromBehind, link } = route;
     const random = this.#random;
     let copies = 1;
     if (link.duplicateRate > 0 && random.next() < link.duplicateRate) {
@@ -344,37 +471,112 @@ export class SimNetwork {
       // A copy per arrival: the sender may reuse its buffer, and a receiver may decrypt in place.
       const payload = data.slice();
       this.#inFlight++;
-      this.#clock.setTimer(delayMs, () => this.#arrive(from, destination, payload));
+      this.#clock.setTimer(delayMs, () =>
+        this.#arrive(from, destination, payload, gateway, fromBehind),
+      );
     }
   }
 
   /**
-   * Where a datagram from `socket` to `to` goes and over which link, or why it goes
-   * nowhere. Random draws happen only for features a link uses, so enabling loss on one
-   * link leaves the choices made for links without it as they were.
+   * Where a datagram from `sender` to `to` goes and over which link (and to which gateway,
+   * when its next hop is one), or why it goes nowhere. Random draws happen only for
+   * features a link uses, so enabling loss on one link leaves the choices made for links
+   * without it as they were.
    */
   #route(
-    socket: Socket,
+    sender: Sender,
     bytes: number,
     to: Endpoint,
-  ): DropCause | { destination: Endpoint; link: Readonly<LinkOptions> } {
-    if (socket.closed) return "closed";
+  ):
+    | DropCause
+    | {
+        destination: Endpoint;
+        gateway: GatewayEntry | undefined;
+        fromBehind: boolean;
+        link: Readonly<LinkOptions>;
+      } {
+    if (sender.closed) return "closed";
     const address = typeof to?.address === "string" ? canonicalAddress(to.address) : undefined;
     const port = to?.port;
-    if (address === undefined || address.includes(":") !== socket.ipv6) return "unroutable";
+    if (address === undefined || address.includes(":") !== sender.ipv6) return "unroutable";
     if (!Number.isInteger(port) || port < 1 || port > EPHEMERAL_PORT_LAST) return "unroutable";
-    const key = linkKey(socket.address, address);
+    const hop = this.#nextHop(sender.address, address);
+    if (hop === undefined) return "unroutable";
+    const key = linkKey(sender.address, hop.hop);
     if (this.#partitioned.has(key)) return "partition";
     if (this.#blocked.has(key)) return "blocked";
-    const link = this.#link(socket.address, address);
-    const ipHeaderBytes = socket.ipv6 ? IPV6_HEADER_BYTES : IPV4_HEADER_BYTES;
+    const link = this.#link(sender.address, hop.hop);
+    const ipHeaderBytes = sender.ipv6 ? IPV6_HEADER_BYTES : IPV4_HEADER_BYTES;
     if (ipHeaderBytes + UDP_HEADER_BYTES + bytes > link.mtuBytes) return "mtu";
     if (link.lossRate > 0 && this.#random.next() < link.lossRate) return "loss";
-    return { destination: { address, port }, link };
+    return {
+      destination: { address, port },
+      gateway: hop.gateway,
+      fromBehind: hop.fromBehind,
+      link,
+    };
   }
 
-  #arrive(from: Endpoint, to: Endpoint, payload: Uint8Array): void {
+  /**
+   * The host a datagram from `from` to `to` travels to first, the gateway there if the
+   * datagram is handed to one, and whether `from` is behind that gateway; undefined when
+   * `to` is in a private network that `from` is outside of (and is not the gateway of).
+   */
+  #nextHop(
+    from: string,
+    to: string,
+  ): { hop: string; gateway: GatewayEntry | undefined; fromBehind: boolean } | undefined {
+    if (this.#gateways.size === 0) return { hop: to, gateway: undefined, fromBehind: false };
+    const fromBehind = this.#gatewayOf(from);
+    const toBehind = this.#gatewayOf(to);
+    if (toBehind === fromBehind || toBehind?.address === from) {
+      return { hop: to, gateway: this.#gateways.get(to), fromBehind: false };
+    }
+    // Up through the sender's gateway, unless `to` sits in a network below the sender's.
+    for (let g = toBehind; g !== undefined; g = this.#gatewayOf(g.address)) {
+      if (this.#gatewayOf(g.address) === fromBehind) return undefined;
+    }
+    if (fromBehind === undefined) return undefined;
+    return { hop: fromBehind.address, gateway: fromBehind, fromBehind: true };
+  }
+
+  /** The gateway whose private network holds `host`, the most specific one if several. */
+  #gatewayOf(host: string): GatewayEntry | undefined {
+    let found = this.#gatewayOfHost.get(host);
+    if (found === undefined) {
+      found = null;
+      for (const entry of this.#gateways.values()) {
+        if (!prefixContains(entry.network, host)) continue;
+        if (found === null || entry.network.prefixLength > found.network.prefixLength) {
+          found = entry;
+        }
+      }
+      this.#gatewayOfHost.set(host, found);
+    }
+    return found ?? undefined;
+  }
+
+  #arrive(
+    from: Endpoint,
+    to: Endpoint,
+    payload: Uint8Array,
+    gateway: GatewayEntry | undefined,
+    fromBehind: boolean,
+  ): void {
     this.#inFlight--;
+    if (gateway !== undefined) {
+      this.#forwarded++;
+      this.#trace?.({
+        type: "forward",
+        gateway: gateway.address,
+        atMs: this.#clock.now(),
+        from,
+        to,
+        bytes: payload.length,
+      });
+      gateway.gateway.receive(payload, from, to, fromBehind);
+      return;
+    }
     const handler = this.#sockets.get(endpointKey(to))?.handler;
     if (handler === undefined) {
       this.#drop(
@@ -421,6 +623,31 @@ export class SimNetwork {
     }
     throw Object.assign(new Error(`No free port on "${address}"`), { code: "EADDRINUSE" });
   }
+}
+
+/** Whether the canonical address `host` is in `prefix`. */
+function prefixContains(prefix: IpPrefix, host: string): boolean {
+  const bytes = parseIp(host);
+  if (bytes === undefined || bytes.length !== prefix.address.length) return false;
+  return leadingBitsEqual(bytes, prefix.address, prefix.prefixLength);
+}
+
+/** Whether two prefixes name the same network (host bits aside). */
+function samePrefix(a: IpPrefix, b: IpPrefix): boolean {
+  return (
+    a.prefixLength === b.prefixLength &&
+    a.address.length === b.address.length &&
+    leadingBitsEqual(a.address, b.address, a.prefixLength)
+  );
+}
+
+function leadingBitsEqual(a: Uint8Array, b: Uint8Array, bits: number): boolean {
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== b[i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return ((a[whole]! ^ b[whole]!) & mask) === 0;
 }
 
 function linkKey(from: string, to: string): string {

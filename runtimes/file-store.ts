@@ -7,6 +7,7 @@
  */
 import {
   closeSync,
+  fchmodSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -66,14 +67,15 @@ export function createFileStore(directory: string, options: FileStoreOptions = {
 let saves = 0;
 
 /**
- * Replaces `path` atomically and durably, mode 0600: a temporary file beside it, fsync,
+ * Replaces `path` atomically and durably, mode 0600 unless told otherwise: a temporary file beside it, fsync,
  * rename, fsync of the directory. Throws a `StoreError` ("WRITE_FAILED") naming the file.
  */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+export function writeFileAtomic(path: string, bytes: Uint8Array, mode = 0o600): void {
   const directory = dirname(path);
   const temp = join(directory, `.${basename(path)}.${Date.now()}-${saves++}.tmp`);
   try {
-    const fd = openSync(temp, "wx", 0o600);
+    const fd = openSync(temp, "wx", mode);
+    if (mode !== 0o600) fchmodSync(fd, mode); // exactly `mode`, whatever the umask
     try {
       for (let offset = 0; offset < bytes.length; ) {
         offset += writeSync(fd, bytes, offset, bytes.length - offset);

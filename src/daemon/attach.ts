@@ -27,23 +27,9 @@
  * namespace through util-linux's `nsenter --net=FILE` (`ip -n` takes only names), so
  * the same code serves Node, Deno and Bun, and `ip`'s own error text reaches the user.
  */
-import {
-  chmodSync,
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import process from "node:process";
+import { writeFileAtomic } from "../../runtimes/file-store.ts";
 import { DEFAULT_TUN_MTU } from "../../runtimes/tun-linux.ts";
 import { formatIp, formatPrefix, IPV4_BYTES, parseIp, parsePrefix } from "../net/ip.ts";
 import type { Runtime } from "../runtime.ts";
@@ -879,32 +865,17 @@ function removeResolver(path: string, action: string): boolean {
   }
 }
 
-let temporaryFiles = 0;
-
 /**
- * Replaces `path` with `text` atomically (a temporary file beside it, fsync, rename),
- * mode 0644 since every process in the namespace reads it. Not `writeFileAtomic` from
- * the file store, which makes files 0600. A file bind-mounted in place (Docker's
- * resolv.conf) cannot be renamed over (EBUSY): it is overwritten instead.
+ * Replaces `path` with `text` atomically (the file store's write), mode 0644 since every
+ * process in the namespace reads it. A file bind-mounted in place (Docker's resolv.conf)
+ * cannot be renamed over (EBUSY): it is overwritten instead.
  */
 function replaceFile(path: string, text: string): void {
-  const temp = `${dirname(path)}/.${basename(path)}.weft-${process.pid}-${temporaryFiles++}.tmp`;
   try {
-    const fd = openSync(temp, "wx", 0o644);
-    try {
-      const bytes = new TextEncoder().encode(text);
-      for (let offset = 0; offset < bytes.length; ) {
-        offset += writeSync(fd, bytes, offset, bytes.length - offset);
-      }
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(temp, 0o644); // whatever the umask
-    renameSync(temp, path);
+    writeFileAtomic(path, new TextEncoder().encode(text), 0o644);
   } catch (error) {
-    rmSync(temp, { force: true });
-    if (errorCode(error) !== "EBUSY") throw error;
+    // A bind-mounted file (a container's) cannot be renamed over: write it in place.
+    if (errorCode((error as Error).cause ?? error) !== "EBUSY") throw error;
     writeFileSync(path, text);
   }
 }

@@ -598,8 +598,9 @@ export class Daemon {
     if (this.allocator.ring.entries().some((e) => e.owner === key)) {
       heir = this.allocator.removePeer(key).heir;
     }
+    // The signed removal's change handler (#onMembershipChange) and the ring's removal
+    // record (#applyRemovals) clean up names, sessions and saved endpoints.
     this.#applyRemovals();
-    this.#onRemoved(key);
     this.#log("warn", "members", `removed ${nickname || key} (${key}) from the mesh`);
     return { peer: key, nickname, heir };
   }

@@ -15,6 +15,9 @@
  * datagram  = port:u16 data
  * broadcast = hopLimit:u8 source[32] port:u16 data
  * fragment  = id:u32 index:u8 count:u8 piece  (pieces of one larger frame, reassembled first)
+ * candidates = cbor[[address, port]...]  (where the sender may be reached: its listen
+ *              addresses and the ones peers saw it at; sent end to end, also through
+ *              relays, to start hole punching)
  * ```
  *
  * Decoders return an error string for anything malformed; they never throw.
@@ -34,6 +37,7 @@ export const FRAME_TYPE = {
   datagram: 0x06,
   broadcast: 0x07,
   fragment: 0x08,
+  candidates: 0x09,
 } as const;
 
 export const FRAME_HEADER_BYTES = 3;
@@ -47,6 +51,8 @@ export const DEFAULT_HOP_LIMIT = 16;
 export const RELAY_HEADER_BYTES = FRAME_HEADER_BYTES + 1 + 2 * KEY_BYTES;
 const MAX_NICKNAME_BYTES = 64;
 const MAX_HELLO_ENDPOINTS = 16;
+/** Candidates a peer offers for hole punching, at most. */
+export const MAX_CANDIDATES = 16;
 const MAX_FEATURES = 32;
 
 export interface Hello {
@@ -88,7 +94,8 @@ export type Frame =
       readonly index: number;
       readonly count: number;
       readonly piece: Uint8Array;
-    };
+    }
+  | { readonly type: "candidates"; readonly endpoints: readonly Endpoint[] };
 
 export type DecodedFrame = Frame | { readonly error: string };
 
@@ -135,6 +142,11 @@ export function encodeFrame(frame: Frame): Uint8Array {
       body.set(frame.piece, 6);
       return withHeader(FRAME_TYPE.fragment, body);
     }
+    case "candidates":
+      return withHeader(
+        FRAME_TYPE.candidates,
+        encodeCbor(frame.endpoints.slice(0, MAX_CANDIDATES).map((e) => [e.address, e.port])),
+      );
   }
 }
 
@@ -222,6 +234,18 @@ export function decodeFrame(bytes: Uint8Array): DecodedFrame {
         piece: body.subarray(6),
       };
     }
+    case FRAME_TYPE.candidates: {
+      let value: unknown;
+      try {
+        value = decodeCbor(body);
+      } catch (error) {
+        return {
+          error: `candidates are not CBOR: ${error instanceof Error ? error.message : error}`,
+        };
+      }
+      const endpoints = decodeEndpoints(value, MAX_CANDIDATES, "candidate");
+      return "error" in endpoints ? endpoints : { type: "candidates", endpoints };
+    }
     default:
       return { error: `unknown frame type ${bytes[0]}` };
   }
@@ -257,18 +281,8 @@ function decodeHello(body: Uint8Array): DecodedFrame {
   const [nickname, endpoints, features] = value as unknown[];
   if (typeof nickname !== "string" || new TextEncoder().encode(nickname).length > 64)
     return { error: "hello nickname is not a short string" };
-  if (!Array.isArray(endpoints) || endpoints.length > MAX_HELLO_ENDPOINTS)
-    return { error: "hello endpoints are not a short list" };
-  const parsed: Endpoint[] = [];
-  for (const e of endpoints) {
-    if (!Array.isArray(e) || e.length !== 2) return { error: "hello endpoint is not a pair" };
-    const [address, port] = e as unknown[];
-    if (typeof address !== "string" || !parseIp(address))
-      return { error: "hello endpoint address is not an IP address" };
-    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 0xffff)
-      return { error: "hello endpoint port is out of range" };
-    parsed.push({ address: formatIp(parseIp(address)!), port });
-  }
+  const parsed = decodeEndpoints(endpoints, MAX_HELLO_ENDPOINTS, "hello endpoint");
+  if ("error" in parsed) return parsed;
   if (
     !Array.isArray(features) ||
     features.length > MAX_FEATURES ||
@@ -276,6 +290,27 @@ function decodeHello(body: Uint8Array): DecodedFrame {
   )
     return { error: "hello features are not a short list of names" };
   return { type: "hello", hello: { version, nickname, endpoints: parsed, features } };
+}
+
+/** A CBOR list of [address, port] pairs, checked and made canonical. */
+function decodeEndpoints(
+  value: unknown,
+  max: number,
+  what: string,
+): Endpoint[] | { readonly error: string } {
+  if (!Array.isArray(value) || value.length > max)
+    return { error: `${what}s are not a list of at most ${max}` };
+  const parsed: Endpoint[] = [];
+  for (const e of value) {
+    if (!Array.isArray(e) || e.length !== 2) return { error: `${what} is not a pair` };
+    const [address, port] = e as unknown[];
+    const ip = typeof address === "string" ? parseIp(address) : undefined;
+    if (!ip) return { error: `${what} address is not an IP address` };
+    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 0xffff)
+      return { error: `${what} port is out of range` };
+    parsed.push({ address: formatIp(ip), port });
+  }
+  return parsed;
 }
 
 function withHeader(type: number, body: Uint8Array): Uint8Array {

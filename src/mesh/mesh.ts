@@ -40,6 +40,7 @@ import {
   encodeFrame,
   encodeRelay,
   type Frame,
+  MAX_CANDIDATES,
   MESH_PROTOCOL_VERSION,
   PING_NONCE_BYTES,
   RELAY_HEADER_BYTES,
@@ -50,6 +51,7 @@ import {
   backoffMs,
   candidateEndpoints,
   createPeerState,
+  isUnicastCandidate,
   type PeerState,
   sameEndpoint,
   virtualPeerKey,
@@ -132,6 +134,18 @@ const ATTEMPT_BASE_MS = 1_000;
 const PING_ATTEMPT_CAP_MS = 5_000;
 const ATTEMPT_CAP_MS = 30_000;
 const CANDIDATES_PROBED = 4;
+/** Candidates a peer offered that one punch pings, at most. */
+const PUNCH_PINGS = 8;
+/** A punch is answered (pings back, our candidates sent) at most this often per peer. */
+const PUNCH_MIN_INTERVAL_MS = 1_000;
+/**
+ * Our own addresses as peers saw them (pongs say where our pings came from, as STUN
+ * does): the most recent few are offered to others, each for this long after last seen.
+ * A NAT with endpoint-dependent mapping shows each observer another port; those go stale
+ * and drop out.
+ */
+const MAX_REFLEXIVE = 4;
+const REFLEXIVE_TTL_MS = 5 * 60_000;
 const FORGET_CHECK_MS = 5_000;
 const PUBLISH_DELAY_MS = 250;
 /** A transport message's header (16) and authentication tag (16). */
@@ -213,6 +227,8 @@ export class Mesh {
   readonly #allowedIps = new Map<PeerKey, readonly IpPrefix[]>();
   readonly #reassemblers = new Map<PeerKey, Reassembler>();
   readonly #drops = new Map<MeshDropReason, number>();
+  /** Our endpoints as peers observed them, by endpoint key, with when last reported. */
+  readonly #reflexive = new Map<string, { readonly endpoint: Endpoint; seenMs: number }>();
   readonly #counters = {
     relayedIn: 0,
     relayedForwarded: 0,
@@ -511,6 +527,7 @@ export class Mesh {
         nickname: peer.nickname || this.topology.entry(peer.key)?.nickname || "",
         path,
         endpoint: peer.direct ? endpointKey(peer.direct.endpoint) : undefined,
+        punched: peer.direct?.punched ?? false,
         via: path === "relayed" ? via!.slice(0, -1) : [],
         hops: path === "direct" ? 1 : path === "relayed" ? via!.length : undefined,
         connected: peer.connected,
@@ -526,6 +543,7 @@ export class Mesh {
       publicKey: this.key,
       nickname: this.#nickname,
       protocolVersion: MESH_PROTOCOL_VERSION,
+      endpoints: this.#selfCandidates().map(endpointKey),
       peers,
       connections: this.#connectedKeys().length,
       relayed: { ...this.#counters },
@@ -816,6 +834,11 @@ export class Mesh {
       case "datagram":
         this.#datagramHandler(peer.key, frame.port, frame.data.slice(), { broadcast: false });
         return;
+      case "candidates":
+        // End to end (usually through a relay, the point of it): the session proves who
+        // sent it, and all it makes us do is a few rate-limited pings.
+        this.#onCandidates(peer, frame.endpoints);
+        return;
     }
     // Everything else is between neighbours only: relayed, it would be a confused deputy.
     if (!direct) {
@@ -843,7 +866,7 @@ export class Mesh {
         }
         return;
       case "pong":
-        this.#onPong(peer, frame.nonce, frame.helloSeen, from);
+        this.#onPong(peer, frame.nonce, frame.helloSeen, frame.observed, from);
         return;
       case "hello":
         this.#onHello(peer, frame.hello);
@@ -857,7 +880,13 @@ export class Mesh {
     }
   }
 
-  #onPong(peer: PeerState, nonce: Uint8Array, helloSeen: boolean, from: Endpoint): void {
+  #onPong(
+    peer: PeerState,
+    nonce: Uint8Array,
+    helloSeen: boolean,
+    observed: Endpoint,
+    from: Endpoint,
+  ): void {
     const id = toHex(nonce);
     const ping = peer.pings.get(id);
     if (!ping || !sameEndpoint(ping.endpoint, from)) {
@@ -867,6 +896,7 @@ export class Mesh {
     peer.pings.delete(id);
     const now = this.#clock.now();
     peer.helloSeen = helloSeen;
+    this.#noteReflexive(observed, now);
     if (peer.direct && sameEndpoint(peer.direct.endpoint, from)) {
       peer.direct.pingsOutstanding = 0;
       peer.direct.lastPongMs = now;
@@ -880,10 +910,14 @@ export class Mesh {
       lastPingMs: now,
       lastPongMs: now,
       rttMs: now - ping.sentMs,
+      punched: ping.punch,
     };
     peer.attempts = 0;
     this.#activate(peer);
-    this.#log("info", `direct path to ${this.#name(peer.key)} at ${endpointKey(from)}`);
+    this.#log(
+      "info",
+      `direct path to ${this.#name(peer.key)} at ${endpointKey(from)}${ping.punch ? " (hole punched)" : ""}`,
+    );
     this.#sendHello(peer, now);
     this.#maybeConnected(peer);
   }
@@ -1073,7 +1107,7 @@ export class Mesh {
     }
   }
 
-  #ping(peer: PeerState, endpoint: Endpoint, now: number): void {
+  #ping(peer: PeerState, endpoint: Endpoint, now: number, punch = false): void {
     if (peer.pings.size >= MAX_PINGS_IN_FLIGHT) {
       // Forget the oldest: pings to dead candidates must not pile up.
       const oldest = peer.pings.keys().next().value!;
@@ -1081,7 +1115,7 @@ export class Mesh {
     }
     const nonce = this.#crypto.randomBytes(PING_NONCE_BYTES);
     if (!this.#sendFrame(peer, encodeFrame({ type: "ping", nonce }), endpoint)) return;
-    peer.pings.set(toHex(nonce), { endpoint, sentMs: now });
+    peer.pings.set(toHex(nonce), { endpoint, sentMs: now, punch });
   }
 
   #sendHello(peer: PeerState, now: number): void {
@@ -1093,7 +1127,7 @@ export class Mesh {
         hello: {
           version: MESH_PROTOCOL_VERSION,
           nickname: this.#nickname,
-          endpoints: this.#advertise,
+          endpoints: this.#selfCandidates(),
           features: [],
         },
       }),
@@ -1141,7 +1175,89 @@ export class Mesh {
     // lost it (WireGuard has no message to say so): a new handshake settles it at once,
     // instead of when the tunnel's own timers would (15 s without answers).
     if (peer.attempts > 2) this.device.connect(peer.publicKey);
+    if (this.#relayHop(peer.key)) {
+      // We talk through a relay: punch. Our candidates go to it through the relay, and it
+      // answers by pinging them while we ping its own, so both NATs open at once.
+      this.#sendCandidates(peer, now);
+      this.#punch(peer, now);
+      return;
+    }
     for (const endpoint of candidates) this.#ping(peer, endpoint, now);
+  }
+
+  // ---- endpoint discovery and hole punching ---------------------------------------------
+
+  /** Where others may reach us: our listen addresses, then where peers saw us, newest first. */
+  #selfCandidates(): Endpoint[] {
+    const now = this.#clock.now();
+    const seen = new Set<string>();
+    const out: Endpoint[] = [];
+    const reflexive = [...this.#reflexive.values()]
+      .filter((r) => now - r.seenMs < REFLEXIVE_TTL_MS)
+      .sort((a, b) => b.seenMs - a.seenMs)
+      .map((r) => r.endpoint);
+    for (const endpoint of [...this.#advertise, ...reflexive]) {
+      const key = endpointKey(endpoint);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(endpoint);
+      if (out.length >= MAX_CANDIDATES) break;
+    }
+    return out;
+  }
+
+  /**
+   * A peer told us (in a pong to our ping) where our ping came from. A new address is
+   * published in our topology entry and hellos; the oldest beyond MAX_REFLEXIVE goes.
+   */
+  #noteReflexive(observed: Endpoint, now: number): void {
+    if (!isUnicastCandidate(observed)) return;
+    const key = endpointKey(observed);
+    const known = this.#reflexive.get(key);
+    if (known) {
+      known.seenMs = now;
+      return;
+    }
+    this.#reflexive.set(key, {
+      endpoint: { address: observed.address, port: observed.port },
+      seenMs: now,
+    });
+    for (const [k, r] of this.#reflexive)
+      if (now - r.seenMs >= REFLEXIVE_TTL_MS) this.#reflexive.delete(k);
+    while (this.#reflexive.size > MAX_REFLEXIVE) {
+      let oldest: string | undefined;
+      let oldestMs = Number.POSITIVE_INFINITY;
+      for (const [k, r] of this.#reflexive)
+        if (r.seenMs < oldestMs) [oldest, oldestMs] = [k, r.seenMs];
+      this.#reflexive.delete(oldest!);
+    }
+    if (this.#advertise.some((e) => endpointKey(e) === key)) return;
+    this.#log("info", `peers see this peer at ${key}`);
+    this.#publishLocal();
+  }
+
+  #sendCandidates(peer: PeerState, now: number): void {
+    peer.lastCandidatesSentMs = now;
+    this.#sendFrame(peer, encodeFrame({ type: "candidates", endpoints: this.#selfCandidates() }));
+  }
+
+  /** Pings what the peer offered and advertised, marked as a punch. */
+  #punch(peer: PeerState, now: number): void {
+    peer.lastPunchMs = now;
+    const targets = candidateEndpoints(peer, PUNCH_PINGS).filter(isUnicastCandidate);
+    for (const endpoint of targets) this.#ping(peer, endpoint, now, true);
+  }
+
+  /**
+   * A peer offered its candidates (it wants a direct path and talks to us through a
+   * relay): ping them now, while it pings ours, and send ours back unless we just did.
+   */
+  #onCandidates(peer: PeerState, endpoints: readonly Endpoint[]): void {
+    peer.offered = endpoints.filter(isUnicastCandidate).slice(0, PUNCH_PINGS);
+    const now = this.#clock.now();
+    if (peer.direct || now - peer.lastPunchMs < PUNCH_MIN_INTERVAL_MS) return;
+    if (now - peer.lastCandidatesSentMs >= PUNCH_MIN_INTERVAL_MS) this.#sendCandidates(peer, now);
+    this.#punch(peer, now);
   }
 
   #scheduleTick(): void {
@@ -1190,7 +1306,7 @@ export class Mesh {
     this.#routesUrgent = true;
     const delta = this.topology.setLocal({
       nickname: this.#nickname,
-      endpoints: [...this.#advertise],
+      endpoints: this.#selfCandidates(),
       connections: this.#connectedKeys().sort(),
     });
     if (!delta || this.#publishPending || this.#closed) return;

@@ -8,6 +8,7 @@
  * (with a one-way block a handshake can half-succeed). A connection, an edge of the
  * topology, is a confirmed direct path plus the peer's hello.
  */
+import { parseIp } from "../net/ip.ts";
 import { type Endpoint, endpointKey } from "../net/packet-conn.ts";
 import type { PeerKey } from "./gossip-state.ts";
 
@@ -19,6 +20,15 @@ export interface DirectPath {
   lastPingMs: number;
   lastPongMs: number;
   rttMs: number;
+  /** Found by hole punching: a ping sent to a candidate the peer offered through a relay. */
+  readonly punched: boolean;
+}
+
+/** A ping in flight: where it went, when, and whether it was part of a hole punch. */
+export interface PingRecord {
+  readonly endpoint: Endpoint;
+  readonly sentMs: number;
+  readonly punch: boolean;
 }
 
 export interface PeerState {
@@ -32,6 +42,11 @@ export interface PeerState {
   configured: Endpoint[];
   /** From its hello and its topology entry. */
   advertised: Endpoint[];
+  /** What it offered in its last candidates frame (hole punching), best first. */
+  offered: Endpoint[];
+  /** When we last sent it our candidates, and last pinged its offered ones (rate limits). */
+  lastCandidatesSentMs: number;
+  lastPunchMs: number;
   /** The neighbour its relay frames last came through: a way back before routes know it. */
   relayedVia: PeerKey | undefined;
   relayedViaMs: number;
@@ -39,7 +54,7 @@ export interface PeerState {
   observed: Endpoint | undefined;
   direct: DirectPath | undefined;
   /** Pings in flight to candidates or the direct path, by nonce (hex). */
-  readonly pings: Map<string, { readonly endpoint: Endpoint; readonly sentMs: number }>;
+  readonly pings: Map<string, PingRecord>;
   helloReceived: boolean;
   /** The peer said (in a pong) that it has our hello. */
   helloSeen: boolean;
@@ -69,6 +84,9 @@ export function createPeerState(key: PeerKey, publicKey: Uint8Array): PeerState 
     nickname: "",
     configured: [],
     advertised: [],
+    offered: [],
+    lastCandidatesSentMs: Number.NEGATIVE_INFINITY,
+    lastPunchMs: Number.NEGATIVE_INFINITY,
     observed: undefined,
     relayedVia: undefined,
     relayedViaMs: Number.NEGATIVE_INFINITY,
@@ -95,12 +113,16 @@ export function virtualPeerKey(endpoint: Endpoint): PeerKey | undefined {
     : undefined;
 }
 
-/** Addresses worth probing, best first, without duplicates: observed, configured, advertised. */
+/**
+ * Addresses worth probing, best first, without duplicates: where its packets came from,
+ * what it offered for punching, what the operator configured, what it advertised.
+ */
 export function candidateEndpoints(peer: PeerState, limit: number): Endpoint[] {
   const seen = new Set<string>();
   const out: Endpoint[] = [];
   for (const e of [
     ...(peer.observed ? [peer.observed] : []),
+    ...peer.offered,
     ...peer.configured,
     ...peer.advertised,
   ]) {
@@ -126,4 +148,16 @@ export function backoffMs(
 ): number {
   const raw = Math.min(capMs, baseMs * 2 ** Math.min(attempts, 30));
   return Math.round(raw * (0.75 + 0.5 * random()));
+}
+
+/**
+ * Whether a candidate someone offered is worth a ping: a unicast address. Unspecified,
+ * multicast and broadcast ones are refused, so a member cannot make us spray pings at a
+ * group or a whole segment.
+ */
+export function isUnicastCandidate(endpoint: Endpoint): boolean {
+  const ip = parseIp(endpoint.address);
+  if (!ip || endpoint.port === 0) return false;
+  if (ip.length === 4) return ip[0] !== 0 && ip[0]! < 224;
+  return ip[0] !== 0xff && ip.some((b) => b !== 0);
 }

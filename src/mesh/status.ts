@@ -11,6 +11,8 @@ export interface MeshPeerStatus {
   readonly path: "direct" | "relayed" | "unreachable";
   /** The address of the direct path. */
   readonly endpoint: string | undefined;
+  /** The direct path was found by hole punching (through NATs, arranged over a relay). */
+  readonly punched: boolean;
   /** The relays in order, for a relayed path. */
   readonly via: readonly PeerKey[];
   /** Hops to reach it: 1 direct, 2 through one relay, ... */
@@ -29,6 +31,8 @@ export interface MeshStatus {
   readonly publicKey: PeerKey;
   readonly nickname: string;
   readonly protocolVersion: number;
+  /** Where others may reach this peer: listen addresses, then addresses peers saw it at. */
+  readonly endpoints: readonly string[];
   readonly peers: readonly MeshPeerStatus[];
   readonly connections: number;
   readonly relayed: {
@@ -53,7 +57,7 @@ export function formatStatus(status: MeshStatus): string {
   for (const p of status.peers) {
     const path =
       p.path === "direct"
-        ? `direct ${p.endpoint}${p.rttMs === undefined ? "" : ` rtt ${p.rttMs.toFixed(1)} ms`}`
+        ? `${p.punched ? "punched" : "direct"} ${p.endpoint}${p.rttMs === undefined ? "" : ` rtt ${p.rttMs.toFixed(1)} ms`}`
         : p.path === "relayed"
           ? `relayed via ${p.via.map(name).join(" > ")} (${p.hops} hops)`
           : "unreachable";

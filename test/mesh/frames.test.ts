@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { encode as encodeCbor } from "cbor-x";
 import fc from "fast-check";
 import { DEFAULT_MAX_FRAME_BYTES, fragment, Reassembler } from "../../src/mesh/fragments.ts";
 import {
@@ -10,6 +11,7 @@ import {
   type Frame,
   MESH_PROTOCOL_VERSION,
 } from "../../src/mesh/frames.ts";
+import { isUnicastCandidate } from "../../src/mesh/peer-state.ts";
 import { createRandom } from "../../src/sim/random.ts";
 
 const key = (n: number) => new Uint8Array(32).fill(n);
@@ -47,7 +49,44 @@ const samples: Frame[] = [
   { type: "datagram", port: 0, data: new Uint8Array(0) },
   { type: "broadcast", hopLimit: 3, source: key(5), port: 80, data: bytes(1) },
   { type: "fragment", id: 0xdeadbeef, index: 1, count: 3, piece: bytes(5, 6) },
+  {
+    type: "candidates",
+    endpoints: [
+      { address: "192.168.1.2", port: 51820 },
+      { address: "203.0.113.1", port: 1024 },
+      { address: "2001:db8::7", port: 65535 },
+    ],
+  },
+  { type: "candidates", endpoints: [] },
 ];
+
+/** A candidates frame around any CBOR value. */
+function candidatesOf(value: unknown): Uint8Array {
+  const body = encodeCbor(value);
+  return new Uint8Array([FRAME_TYPE.candidates, body.length >> 8, body.length & 0xff, ...body]);
+}
+
+describe("hole punching candidates", () => {
+  test("only unicast addresses with a port are worth a ping", () => {
+    const cases: [string, number, boolean][] = [
+      ["192.168.1.2", 51820, true],
+      ["203.0.113.9", 1, true],
+      ["2001:db8::1", 51820, true],
+      ["::1", 51820, true],
+      ["0.0.0.0", 51820, false],
+      ["0.1.2.3", 51820, false],
+      ["224.0.0.1", 51820, false],
+      ["239.255.255.250", 1900, false],
+      ["255.255.255.255", 51820, false],
+      ["::", 51820, false],
+      ["ff02::1", 51820, false],
+      ["192.168.1.2", 0, false],
+      ["not an address", 1, false],
+    ];
+    for (const [address, port, expected] of cases)
+      assert.equal(isUnicastCandidate({ address, port }), expected, `${address}:${port}`);
+  });
+});
 
 describe("mesh frames", () => {
   test("round-trip every frame type, with padding after them ignored", () => {
@@ -85,6 +124,11 @@ describe("mesh frames", () => {
       [bytes(FRAME_TYPE.relay, 0, 2, 1, 2), /relay/],
       [bytes(FRAME_TYPE.fragment, 0, 7, 0, 0, 0, 1, 3, 2, 0), /fragment 3 of 2/],
       [bytes(FRAME_TYPE.hello, 0, 2, MESH_PROTOCOL_VERSION, 0xff), /hello/],
+      [bytes(FRAME_TYPE.candidates, 0, 1, 0xff), /candidates are not CBOR/],
+      [candidatesOf([["192.0.2.1", 0]]), /candidate port is out of range/],
+      [candidatesOf([["not an address", 1]]), /candidate address is not an IP/],
+      [candidatesOf([["192.0.2.1"]]), /candidate is not a pair/],
+      [candidatesOf(Array.from({ length: 17 }, (_, i) => ["192.0.2.1", i + 1])), /at most 16/],
     ];
     for (const [input, reason] of cases) {
       const decoded = decodeFrame(input);
@@ -100,7 +144,7 @@ describe("mesh frames", () => {
       let input: Uint8Array;
       if (i % 2 === 0) {
         input = random.bytes(random.int(64));
-        if (input.length > 0) input[0] = 1 + random.int(9);
+        if (input.length > 0) input[0] = 1 + random.int(10);
       } else {
         input = valid[random.int(valid.length)]!.slice();
         for (let m = 0; m <= random.int(4); m++)

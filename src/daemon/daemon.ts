@@ -91,6 +91,8 @@ export interface PeerView {
   readonly address: string | undefined;
   readonly path: "direct" | "relayed" | "unreachable";
   readonly endpoint: string | undefined;
+  /** The direct path was found by hole punching through NATs. */
+  readonly punched: boolean;
   /** Relays in order (keys), and their nicknames. */
   readonly via: readonly PeerKey[];
   readonly viaNicknames: readonly string[];
@@ -111,6 +113,8 @@ export interface DaemonStatus {
     readonly port: number;
     readonly tun: string | undefined;
     readonly dns: string | undefined;
+    /** Where others may reach this peer: listen addresses, then where peers saw it. */
+    readonly endpoints: readonly string[];
     readonly domain: string;
     readonly range: string;
     /** The mesh id, as `weft members` shows it. */
@@ -979,6 +983,7 @@ export class Daemon {
         port: this.mesh.localPort,
         tun: this.#tun.attached ? this.config.tun?.name : undefined,
         dns: this.#dnsEndpoint,
+        endpoints: mesh.endpoints,
         domain: this.config.domain,
         range: this.config.range,
         meshId: meshIdText(this.identity.meshId),
@@ -993,6 +998,7 @@ export class Daemon {
         address: byDnsOwner.get(p.publicKey),
         path: p.path,
         endpoint: p.endpoint,
+        punched: p.punched,
         via: p.via,
         viaNicknames: p.via.map(nick),
         hops: p.hops,

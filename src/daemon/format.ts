@@ -5,13 +5,14 @@ export function formatDaemonStatus(status: DaemonStatus): string {
   const self = status.self;
   const lines = [
     `${self.nickname} ${self.address ?? "(no address yet)"} ${self.publicKey}`,
+    `  reachable at ${self.endpoints?.join(", ") || "(no endpoint known)"}`,
     `  weft ${self.version} on ${self.runtime}, UDP port ${self.port}, TUN ${self.tun ?? "none"}, DNS ${self.dns ?? "not served"} (${self.domain}), range ${self.range}, mesh ${self.meshId}`,
   ];
   if (status.peers.length === 0) lines.push("  no peers yet");
   for (const p of status.peers) {
     const path =
       p.path === "direct"
-        ? `direct ${p.endpoint}${p.rttMs === undefined ? "" : ` (${p.rttMs.toFixed(1)} ms)`}`
+        ? `${p.punched ? "punched" : "direct"} ${p.endpoint}${p.rttMs === undefined ? "" : ` (${p.rttMs.toFixed(1)} ms)`}`
         : p.path === "relayed"
           ? `relayed via ${p.viaNicknames.join(" > ")}`
           : "unreachable";

@@ -46,12 +46,12 @@ export function renderMetrics(daemon: Daemon): string {
       1,
     ],
   ]);
-  const paths = { direct: 0, relayed: 0, unreachable: 0 };
-  for (const peer of status.peers) paths[peer.path]++;
+  const paths = { direct: 0, punched: 0, relayed: 0, unreachable: 0 };
+  for (const peer of status.peers) paths[peer.punched ? "punched" : peer.path]++;
   out.metric(
     "weft_peers",
     "gauge",
-    "Members this peer knows, by how they are reached now.",
+    "Members this peer knows, by how they are reached now (punched: direct through NATs).",
     Object.entries(paths).map(([path, n]) => [{ path }, n] as const),
   );
   out.metric("weft_members", "gauge", "Members of the mesh, and keys removed from it.", [

@@ -971,7 +971,11 @@ export class Daemon {
     for (const record of this.dnsEntries.list()) {
       if (record.deleted) continue;
       const nickname = mesh.peers.find((p) => p.publicKey === record.owner)?.nickname;
-      if (nickname && record.name === `${nickname}.${this.config.domain}`) {
+      // DNS names compare without regard to case (RFC 4343); nicknames keep theirs.
+      if (
+        nickname &&
+        record.name.toLowerCase() === `${nickname}.${this.config.domain}`.toLowerCase()
+      ) {
         byDnsOwner.set(record.owner, record.address);
       }
     }

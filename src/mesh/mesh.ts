@@ -138,6 +138,8 @@ const CANDIDATES_PROBED = 4;
 const PUNCH_PINGS = 8;
 /** A punch is answered (pings back, our candidates sent) at most this often per peer. */
 const PUNCH_MIN_INTERVAL_MS = 1_000;
+/** A direct path found this soon after we punched toward the peer counts as punched. */
+const PUNCH_WINDOW_MS = 10_000;
 /**
  * Our own addresses as peers saw them (pongs say where our pings came from, as STUN
  * does): the most recent few are offered to others, each for this long after last seen.
@@ -910,13 +912,14 @@ export class Mesh {
       lastPingMs: now,
       lastPongMs: now,
       rttMs: now - ping.sentMs,
-      punched: ping.punch,
+      // Also when the pong answers our reverse ping: the other side's punch got through.
+      punched: ping.punch || now - peer.lastPunchMs < PUNCH_WINDOW_MS,
     };
     peer.attempts = 0;
     this.#activate(peer);
     this.#log(
       "info",
-      `direct path to ${this.#name(peer.key)} at ${endpointKey(from)}${ping.punch ? " (hole punched)" : ""}`,
+      `direct path to ${this.#name(peer.key)} at ${endpointKey(from)}${peer.direct.punched ? " (hole punched)" : ""}`,
     );
     this.#sendHello(peer, now);
     this.#maybeConnected(peer);

@@ -27,12 +27,21 @@ export interface RunningDaemon {
 }
 
 export interface DaemonStatusJson {
-  self: { publicKey: string; nickname: string; address?: string; port: number; dns?: string };
+  self: {
+    publicKey: string;
+    nickname: string;
+    address?: string;
+    port: number;
+    dns?: string;
+    endpoints?: string[];
+  };
   peers: {
     publicKey: string;
     nickname: string;
     address?: string;
     path: string;
+    endpoint?: string;
+    punched?: boolean;
     via: string[];
     viaNicknames: string[];
   }[];

@@ -15,128 +15,31 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Mesh } from "../../src/mesh/mesh.ts";
-import type { Endpoint } from "../../src/net/packet-conn.ts";
+import type { ClassicNatType } from "../../src/sim/index.ts";
 import {
-  CLASSIC_NAT_TYPES,
-  type ClassicNatType,
-  createRandom,
-  SimNat,
-  SimNetwork,
-  VirtualClock,
-} from "../../src/sim/index.ts";
-import { MESH_SECRET } from "../helpers/mesh-sim.ts";
+  CLASSIC,
+  createNatMeshWorld,
+  HOST_A,
+  NAT_A,
+  NAT_B,
+  type NatMeshWorld,
+  PORT,
+  punchable,
+} from "../helpers/nat-sim.ts";
 import { providers } from "../helpers/providers.ts";
 
 const crypto = providers[1]![1];
 const SEED = Number(globalThis.process?.env?.WEFT_SEED ?? 20261128);
-const PORT = 51820;
-const RELAY = "198.51.100.1";
-const NAT_A = "203.0.113.1";
-const NAT_B = "203.0.113.2";
-const HOST_A = "192.168.1.2";
-const HOST_B = "192.168.2.2";
 const DATA_PORT = 7;
 /** Where the issue draws the line for a punch that should work. */
 const PUNCH_LIMIT_MS = 5_000;
 
-const CLASSIC: readonly ClassicNatType[] = [
-  "fullCone",
-  "restrictedCone",
-  "portRestrictedCone",
-  "symmetric",
-];
-
-/** Whether plain UDP hole punching gets through a pair (the table of test/sim/nat.test.ts). */
-function punchable(a: ClassicNatType, b: ClassicNatType): boolean {
-  const hard = (x: ClassicNatType, y: ClassicNatType) =>
-    x === "symmetric" && (y === "symmetric" || y === "portRestrictedCone");
-  return !hard(a, b) && !hard(b, a);
-}
-
-interface Node {
-  readonly name: string;
-  readonly mesh: Mesh;
-  readonly received: { data: Uint8Array; atMs: number }[];
-}
-
-/** The world of the module comment, with the relay static for both NATed peers. */
-function world(typeA: ClassicNatType, typeB: ClassicNatType, seed: number) {
-  const clock = new VirtualClock();
-  const random = createRandom(seed);
-  const network = new SimNetwork({ clock, random, defaultLink: { latencyMs: 15, jitterMs: 3 } });
-  const nats = [
-    new SimNat(network, {
-      publicAddress: NAT_A,
-      privateNetwork: "192.168.1.0/24",
-      ...CLASSIC_NAT_TYPES[typeA],
-      random,
-    }),
-    new SimNat(network, {
-      publicAddress: NAT_B,
-      privateNetwork: "192.168.2.0/24",
-      ...CLASSIC_NAT_TYPES[typeB],
-      random,
-    }),
-  ];
-  network.setLinkBetween(HOST_A, NAT_A, { latencyMs: 1 });
-  network.setLinkBetween(HOST_B, NAT_B, { latencyMs: 1 });
-  const keys = createRandom(seed ^ 0x5eed);
-  const logs: string[] = [];
-  const node = (name: string, address: string): Node => {
-    const received: Node["received"] = [];
-    const mesh = new Mesh({
-      crypto,
-      clock,
-      conn: network.listen(address, PORT),
-      privateKey: keys.bytes(32),
-      nickname: name,
-      advertise: [{ address, port: PORT }],
-      random: () => random.next(),
-      initialVersion: 1,
-      presharedKey: MESH_SECRET,
-      log: (level, message) => logs.push(`${clock.now()} ${name} ${level}: ${message}`),
-    });
-    mesh.onDatagram((_from, _port, data) => received.push({ data, atMs: clock.now() }));
-    return { name, mesh, received };
-  };
-  const r = node("r", RELAY);
-  const a = node("a", HOST_A);
-  const b = node("b", HOST_B);
-  const relay: Endpoint = { address: RELAY, port: PORT };
-  a.mesh.addPeer({ publicKey: r.mesh.publicKey, endpoint: relay });
-  b.mesh.addPeer({ publicKey: r.mesh.publicKey, endpoint: relay });
-
-  const peerStatus = (from: Node, to: Node) =>
-    from.mesh.status().peers.find((p) => p.publicKey === to.mesh.key);
-  const isDirect = (from: Node, to: Node) => peerStatus(from, to)?.path === "direct";
-  const runUntil = (done: () => boolean, limitMs: number, stepMs = 50): number => {
-    const start = clock.now();
-    while (clock.now() - start <= limitMs) {
-      if (done()) return clock.now() - start;
-      clock.advance(stepMs);
-    }
-    return -1;
-  };
-  const close = async () => {
-    for (const n of [r, a, b]) await n.mesh.close();
-  };
-  return { clock, network, nats, r, a, b, logs, peerStatus, isDirect, runUntil, close };
-}
-
-type World = ReturnType<typeof world>;
-
-/** Both NATed peers connected to the relay: from here they can talk, through it. */
-function bothAtRelay(w: World): number {
-  return w.runUntil(() => w.isDirect(w.a, w.r) && w.isDirect(w.b, w.r), 10_000);
-}
-
 async function withWorld(
   typeA: ClassicNatType,
   typeB: ClassicNatType,
-  body: (w: World) => Promise<void> | void,
+  body: (w: NatMeshWorld) => Promise<void> | void,
 ): Promise<void> {
-  const w = world(typeA, typeB, SEED);
+  const w = createNatMeshWorld(crypto, typeA, typeB, SEED);
   try {
     await body(w);
   } catch (error) {
@@ -155,7 +58,7 @@ describe("NAT traversal: every pair of classic NAT types", () => {
       const expectDirect = punchable(typeA, typeB);
       test(`${typeA} x ${typeB}: ${expectDirect ? "direct after punching" : "stays relayed"}`, () =>
         withWorld(typeA, typeB, (w) => {
-          assert.ok(bothAtRelay(w) >= 0, "a and b connect to the relay");
+          assert.ok(w.bothAtRelay() >= 0, "a and b connect to the relay");
           if (expectDirect) {
             const took = w.runUntil(() => w.isDirect(w.a, w.b) && w.isDirect(w.b, w.a), 30_000);
             assert.ok(took >= 0, "a and b end up with a direct path");
@@ -196,7 +99,7 @@ describe("NAT traversal: every pair of classic NAT types", () => {
 describe("NAT traversal: discovery, reporting, fallback", () => {
   test("each NATed peer learns its public endpoint from pongs and offers it", () =>
     withWorld("portRestrictedCone", "portRestrictedCone", (w) => {
-      assert.ok(bothAtRelay(w) >= 0, "a and b connect to the relay");
+      assert.ok(w.bothAtRelay() >= 0, "a and b connect to the relay");
       w.runUntil(() => false, 2_000);
       const offered = w.a.mesh.status().endpoints;
       assert.ok(offered.includes(`${HOST_A}:${PORT}`), `a offers its LAN address (${offered})`);
@@ -214,7 +117,7 @@ describe("NAT traversal: discovery, reporting, fallback", () => {
 
   test("a path found through two port-restricted NATs is reported as punched", () =>
     withWorld("portRestrictedCone", "portRestrictedCone", (w) => {
-      assert.ok(bothAtRelay(w) >= 0, "a and b connect to the relay");
+      assert.ok(w.bothAtRelay() >= 0, "a and b connect to the relay");
       assert.ok(
         w.runUntil(() => w.isDirect(w.a, w.b) && w.isDirect(w.b, w.a), PUNCH_LIMIT_MS) >= 0,
         "direct both ways",
@@ -226,7 +129,7 @@ describe("NAT traversal: discovery, reporting, fallback", () => {
 
   test("a punched path that breaks falls back to the relay within 5 s and comes back", () =>
     withWorld("portRestrictedCone", "portRestrictedCone", (w) => {
-      assert.ok(bothAtRelay(w) >= 0, "a and b connect to the relay");
+      assert.ok(w.bothAtRelay() >= 0, "a and b connect to the relay");
       assert.ok(
         w.runUntil(() => w.isDirect(w.a, w.b) && w.isDirect(w.b, w.a), PUNCH_LIMIT_MS) >= 0,
         "direct both ways",

@@ -127,6 +127,27 @@ describe("NAT traversal: discovery, reporting, fallback", () => {
       assert.equal(w.peerStatus(w.a, w.r)!.punched, false, "the relay's path was not punched");
     }));
 
+  test("an idle punched path stays open: the mesh's own pings and gossip refresh 30 s NAT mappings", () =>
+    withWorld("portRestrictedCone", "portRestrictedCone", (w) => {
+      assert.ok(w.bothAtRelay() >= 0, "a and b connect to the relay");
+      assert.ok(
+        w.runUntil(() => w.isDirect(w.a, w.b) && w.isDirect(w.b, w.a), PUNCH_LIMIT_MS) >= 0,
+        "direct both ways",
+      );
+      let lost = false;
+      w.runUntil(
+        () => {
+          lost ||= !w.isDirect(w.a, w.b) || !w.isDirect(w.b, w.a);
+          return false;
+        },
+        150_000,
+        500,
+      );
+      assert.ok(!lost, "the path never dropped to relayed during 150 s without traffic");
+      const expired = w.nats.reduce((n, nat) => n + (nat.counters().dropped.expired ?? 0), 0);
+      assert.equal(expired, 0, "no datagram met an expired NAT mapping");
+    }));
+
   test("a punched path that breaks falls back to the relay within 5 s and comes back", () =>
     withWorld("portRestrictedCone", "portRestrictedCone", (w) => {
       assert.ok(w.bothAtRelay() >= 0, "a and b connect to the relay");

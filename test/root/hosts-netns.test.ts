@@ -5,7 +5,8 @@
  *
  * Under Node's runner h1 runs weft on Node, h2 the compiled single binary, h3 Bun, as the
  * hosts issue asks; under Deno's and Bun's runners the runtimes rotate (h1 deno, h3 node;
- * h1 bun, h3 deno), so every runtime's TUN adapter carries relayed traffic somewhere.
+ * h1 bun, h3 deno). `npm test` runs it once, under Node (test/run.ts), and the NAT,
+ * membership, PMTU and multicast scenarios put Deno's TUN adapter to work.
  * Shown: ping between every pair of overlay addresses, dig of every name on every host,
  * iperf3 TCP h1 -> h3 through the relay, `weft status --json` naming the relay, and h2
  * stopped (h1-h3 fails) then restarted (h1-h3 back within 10 s).

@@ -14,9 +14,9 @@
  * names with dig; `weft forget phone` cuts it off. `weft forget h4` makes every member
  * refuse h4, also after h4 restarts with its old key. `weft detach` undoes the attach.
  *
- * Runtimes per host rotate with the test runner's, as in hosts-netns: h2 is always the
- * compiled binary; under Node h1 node, h3 bun, h4 node; under Deno deno, node, deno;
- * under Bun bun, deno, bun.
+ * Runtimes per host follow the test runner's: h2 is always the compiled binary; under
+ * Node (how `npm test` runs it: once, see test/run.ts) h1 node, h3 bun, h4 deno; under
+ * Deno deno, node, deno; under Bun bun, deno, bun.
  *
  * Root only; under CI=true it must run. Traffic goes only to addresses inside the
  * namespaces this test creates; every namespace, resolver file, process and directory it
@@ -52,7 +52,7 @@ const BODY = "hello from web";
 const DOMAIN = "weft.internal";
 
 const ROTATION: Record<string, [HostRuntime, HostRuntime, HostRuntime, HostRuntime]> = {
-  node: ["node", "binary", "bun", "node"],
+  node: ["node", "binary", "bun", "deno"],
   deno: ["deno", "binary", "node", "deno"],
   bun: ["bun", "binary", "deno", "bun"],
 };

@@ -1195,7 +1195,10 @@ function advertisedEndpoints(config: DaemonConfig, port: number): Endpoint[] {
   for (const [name, addresses] of Object.entries(networkInterfaces())) {
     if (name === tunName) continue;
     for (const info of addresses ?? []) {
-      if (info.internal || (info.family === "IPv6" && info.address.startsWith("fe80"))) continue;
+      // Link-local addresses reach no other host's socket through routing (169.254.1.1 is
+      // also every attached container's gateway, on each of their veths).
+      if (info.internal || info.address.startsWith("fe80") || info.address.startsWith("169.254."))
+        continue;
       endpoints.push({ address: info.address, port });
     }
   }

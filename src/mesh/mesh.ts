@@ -1199,7 +1199,9 @@ export class Mesh {
       .filter((r) => now - r.seenMs < REFLEXIVE_TTL_MS)
       .sort((a, b) => b.seenMs - a.seenMs)
       .map((r) => r.endpoint);
-    for (const endpoint of [...this.#advertise, ...reflexive]) {
+    // Room is kept for the reflexive ones: across NATs they are what works.
+    const local = this.#advertise.slice(0, MAX_CANDIDATES - MAX_REFLEXIVE);
+    for (const endpoint of [...local, ...reflexive]) {
       const key = endpointKey(endpoint);
       if (seen.has(key)) continue;
       seen.add(key);

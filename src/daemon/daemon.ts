@@ -62,7 +62,12 @@ import {
   meshIdText,
   saveMembers,
 } from "./mesh-identity.ts";
-import { type MulticastStatus, multicastStatus, startMulticast } from "./multicast-glue.ts";
+import {
+  type MulticastStatus,
+  multicastStatus,
+  startMulticast,
+  withoutAddress,
+} from "./multicast-glue.ts";
 import { type PeerSpec, parsePeerSpec, resolveSpec } from "./peer-spec.ts";
 import {
   ensureStateDir,
@@ -513,7 +518,7 @@ export class Daemon {
       rangesByOwner.set(owner, ranges);
     }
     for (const [owner, ranges] of rangesByOwner) {
-      const prefixes = rangesToPrefixes(ranges);
+      const prefixes = rangesToPrefixes(withoutAddress(ranges, this.allocator.range.end - 1));
       const text = prefixes.map((p) => `${p.address.join(".")}/${p.prefixLength}`).join(",");
       if (this.#routes.get(owner) === text) continue;
       this.#routes.set(owner, text);

@@ -51,6 +51,26 @@ export function multicastStatus(carrier: MulticastCarrier): MulticastStatus {
   };
 }
 
+/**
+ * `ranges` (start inclusive, end exclusive) without `address`: no member owns the mesh
+ * range's broadcast address (IPAM never hands it out), so taking it out of the routes
+ * sends packets to it to the multicast carrier (the Device's `onNoRoute`) instead of to
+ * the owner of the top of the range.
+ */
+export function withoutAddress<R extends { start: number; end: number }>(
+  ranges: readonly R[],
+  address: number,
+): { start: number; end: number }[] {
+  return ranges.flatMap((r) =>
+    address < r.start || address >= r.end
+      ? [r]
+      : [
+          { start: r.start, end: address },
+          { start: address + 1, end: r.end },
+        ].filter((part) => part.start < part.end),
+  );
+}
+
 /** One line for `weft status`. */
 export function formatMulticast(status: MulticastStatus): string {
   if (!status.enabled) return "  multicast off";

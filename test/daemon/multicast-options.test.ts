@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildConfig } from "../../src/daemon/config.ts";
-import { formatMulticast } from "../../src/daemon/multicast-glue.ts";
+import { formatMulticast, withoutAddress } from "../../src/daemon/multicast-glue.ts";
 
 const base = { name: "h1", stateDir: "/nonexistent" };
 
@@ -50,4 +50,22 @@ test("the status line says on or off, the rate and the counters", () => {
     }),
     "  multicast off",
   );
+});
+
+test("withoutAddress cuts the broadcast address out of the range that holds it", () => {
+  const ranges = [
+    { start: 0, end: 10 },
+    { start: 10, end: 16 },
+  ];
+  assert.deepEqual(withoutAddress(ranges, 15), [
+    { start: 0, end: 10 },
+    { start: 10, end: 15 },
+  ]);
+  assert.deepEqual(withoutAddress(ranges, 12), [
+    { start: 0, end: 10 },
+    { start: 10, end: 12 },
+    { start: 13, end: 16 },
+  ]);
+  assert.deepEqual(withoutAddress([{ start: 15, end: 16 }], 15), []);
+  assert.deepEqual(withoutAddress(ranges, 99), ranges);
 });

@@ -170,6 +170,7 @@ interface TunSettings {
   readonly nameBytes: Uint8Array;
   readonly mtu: number;
   readonly addresses: readonly string[];
+  readonly multicast: boolean;
 }
 
 /**
@@ -212,7 +213,7 @@ export function tunSettings(options: TunOptions = {}): TunSettings {
     }
     return formatPrefix(prefix);
   });
-  return { name, nameBytes, mtu, addresses };
+  return { name, nameBytes, mtu, addresses, multicast: options.multicast === true };
 }
 
 /**
@@ -328,10 +329,19 @@ function attachError(name: string, errno: number): TunError {
  * says so).
  */
 async function configure(name: string, settings: TunSettings): Promise<void> {
+  // For multicast (TunOptions.multicast): IPv4 addresses with their broadcast address
+  // (`broadcast +`), so the kernel delivers directed broadcasts to local sockets, and the
+  // multicast route (replacing one through another device) once the link is up.
+  const multicast = settings.multicast;
   const commands = [
-    `link set dev ${name} mtu ${settings.mtu}`,
-    ...settings.addresses.map((address) => `address add ${address} dev ${name}`),
+    `link set dev ${name} mtu ${settings.mtu}${multicast ? " multicast on" : ""}`,
+    ...settings.addresses.map((address) =>
+      multicast && !address.includes(":")
+        ? `address add ${address} broadcast + dev ${name}`
+        : `address add ${address} dev ${name}`,
+    ),
     `link set dev ${name} up`,
+    ...(multicast ? [`route replace 224.0.0.0/4 dev ${name}`] : []),
   ];
   const { code, output, failure } = await runIpBatch(`${commands.join("\n")}\n`);
   if (failure !== undefined) {

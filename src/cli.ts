@@ -26,6 +26,7 @@ import { formatDaemonStatus } from "./daemon/format.ts";
 import { createLogger, isLevel } from "./daemon/log.ts";
 import { serveMetrics } from "./daemon/metrics.ts";
 import { defaultStateDir } from "./daemon/state-dir.ts";
+import { DEFAULT_MULTICAST_PACKETS_PER_SECOND } from "./mesh/multicast.ts";
 import { VERSION } from "./version.ts";
 
 async function readStdin(): Promise<string> {
@@ -69,6 +70,12 @@ function withUpOptions(command: Command): Command {
     .option("--metrics [host:port]", `serve Prometheus metrics (default ${DEFAULT_METRICS})`)
     .option("--advertise <host:port>", "an endpoint others can reach us at (repeatable)", collect)
     .option("--connection-limit <n>", "most direct connections to peers learned by gossip")
+    .option("--multicast <on|off>", "carry IPv4 multicast and broadcast through the mesh", "on")
+    .option(
+      "--multicast-rate <n>",
+      "multicast packets per second each member may send (burst: twice that)",
+      String(DEFAULT_MULTICAST_PACKETS_PER_SECOND),
+    )
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .option("--json", "log one JSON object per line");
 }

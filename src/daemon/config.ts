@@ -8,6 +8,7 @@ import { normaliseName } from "../dns/names.ts";
 import { parseRange } from "../ipam/address.ts";
 import { DEFAULT_RANGE } from "../ipam/constants.ts";
 import { decodeToken } from "../membership/token.ts";
+import { DEFAULT_MULTICAST_PACKETS_PER_SECOND } from "../mesh/multicast.ts";
 import { parseEndpoint } from "../net/ip.ts";
 import { isLevel, type Level } from "./log.ts";
 import { parsePeerSpec } from "./peer-spec.ts";
@@ -53,6 +54,11 @@ export interface DaemonConfig {
   /** Endpoints other peers may reach us at besides our interface addresses. */
   readonly advertise: readonly string[];
   readonly connectionLimit: number | undefined;
+  /**
+   * Multicast and broadcast through the mesh (on by default, as Weave's), at most
+   * `packetsPerSecond` per member with a burst of twice that (src/mesh/multicast.ts).
+   */
+  readonly multicast: { readonly enabled: boolean; readonly packetsPerSecond: number };
   readonly logLevel: Level;
   /** Log lines as JSON objects. */
   readonly logJson: boolean;
@@ -76,6 +82,8 @@ export interface RawUpOptions {
   ipalloc?: string;
   advertise?: string[];
   connectionLimit?: string;
+  multicast?: string;
+  multicastRate?: string;
   logLevel?: string;
   json?: boolean;
 }
@@ -106,6 +114,10 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
   if (join !== undefined) {
     const token = decodeToken(join);
     if (!token.ok) throw new Error(`Invalid invite token: ${token.error}`);
+  }
+  const multicast = raw.multicast ?? "on";
+  if (multicast !== "on" && multicast !== "off") {
+    throw new Error(`Invalid --multicast "${multicast}": on or off`);
   }
   const logLevel = raw.logLevel ?? "info";
   if (!isLevel(logLevel)) {
@@ -138,6 +150,16 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
       raw.connectionLimit === undefined
         ? undefined
         : integer(raw.connectionLimit, "--connection-limit", 64, 0, 10_000),
+    multicast: {
+      enabled: multicast === "on",
+      packetsPerSecond: integer(
+        raw.multicastRate,
+        "--multicast-rate",
+        DEFAULT_MULTICAST_PACKETS_PER_SECOND,
+        1,
+        1_000_000,
+      ),
+    },
     logLevel,
     logJson: raw.json === true,
   };

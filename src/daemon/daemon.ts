@@ -39,6 +39,7 @@ import type { Members } from "../membership/members.ts";
 import { type MembershipReplication, replicateMembers } from "../membership/replicate.ts";
 import type { PeerKey } from "../mesh/gossip-state.ts";
 import { Mesh } from "../mesh/mesh.ts";
+import type { MulticastCarrier } from "../mesh/multicast.ts";
 import { type IpPrefix, parseIp, parsePrefix } from "../net/ip.ts";
 import { type Endpoint, endpointKey, type PacketConn } from "../net/packet-conn.ts";
 import type { Runtime } from "../runtime.ts";
@@ -61,6 +62,12 @@ import {
   meshIdText,
   saveMembers,
 } from "./mesh-identity.ts";
+import {
+  type MulticastStatus,
+  multicastStatus,
+  startMulticast,
+  withoutAddress,
+} from "./multicast-glue.ts";
 import { type PeerSpec, parsePeerSpec, resolveSpec } from "./peer-spec.ts";
 import {
   ensureStateDir,
@@ -125,6 +132,8 @@ export interface DaemonStatus {
     readonly uptimeSeconds: number;
   };
   readonly peers: readonly PeerView[];
+  /** Multicast and broadcast through the mesh: settings and counters. */
+  readonly multicast?: MulticastStatus;
   /** Stock WireGuard clients reaching the mesh through this peer. */
   readonly leaves: readonly { name: string; publicKey: PeerKey; address: string }[];
 }
@@ -148,6 +157,7 @@ export class Daemon {
   #leaves: SavedLeaf[];
   readonly allocator: Allocator;
   readonly dnsEntries: DnsEntries;
+  readonly multicast: MulticastCarrier;
   readonly #runtime: Runtime;
   readonly #log: Logger;
   readonly #store: Store;
@@ -180,6 +190,7 @@ export class Daemon {
     allocator: Allocator;
     dnsEntries: DnsEntries;
     dns: DnsReplication;
+    multicast: MulticastCarrier;
     unlock: () => void;
     saved: SavedPeers;
     identity: MeshIdentity;
@@ -205,6 +216,7 @@ export class Daemon {
     this.allocator = parts.allocator;
     this.dnsEntries = parts.dnsEntries;
     this.#dns = parts.dns;
+    this.multicast = parts.multicast;
     this.#unlock = parts.unlock;
     this.#saved = parts.saved;
     this.#rangePrefix = parsePrefix(parts.config.range)!;
@@ -270,6 +282,7 @@ export class Daemon {
         log: (level, message) => log(level, "mesh", message),
       });
       undo.push(() => mesh.close());
+      const multicast = startMulticast(mesh, tun, config, runtime.clock);
       const replication = replicateMembers(members, mesh, {
         meshId: identity.meshId,
         self: publicKey,
@@ -315,6 +328,7 @@ export class Daemon {
         allocator,
         dnsEntries,
         dns,
+        multicast,
         unlock,
         saved,
         identity,
@@ -419,6 +433,7 @@ export class Daemon {
       name,
       mtu,
       addresses: [`${address}/${this.#rangePrefix.prefixLength}`],
+      multicast: this.config.multicast.enabled,
     });
     if (this.#stopping) {
       await device.close();
@@ -507,7 +522,7 @@ export class Daemon {
       rangesByOwner.set(owner, ranges);
     }
     for (const [owner, ranges] of rangesByOwner) {
-      const prefixes = rangesToPrefixes(ranges);
+      const prefixes = rangesToPrefixes(withoutAddress(ranges, this.allocator.range.end - 1));
       const text = prefixes.map((p) => `${p.address.join(".")}/${p.prefixLength}`).join(",");
       if (this.#routes.get(owner) === text) continue;
       this.#routes.set(owner, text);
@@ -996,6 +1011,7 @@ export class Daemon {
         version: VERSION,
         uptimeSeconds: Math.round((this.#runtime.clock.now() - this.#startedMs) / 1000),
       },
+      multicast: multicastStatus(this.multicast),
       peers: mesh.peers.map((p) => ({
         publicKey: p.publicKey,
         nickname: p.nickname,

@@ -1,5 +1,6 @@
 /** `weft status` for people: this peer, then one line per member, like `wg show` meets `tailscale status`. */
 import type { DaemonStatus } from "./daemon.ts";
+import { formatMulticast } from "./multicast-glue.ts";
 
 export function formatDaemonStatus(status: DaemonStatus): string {
   const self = status.self;
@@ -8,6 +9,7 @@ export function formatDaemonStatus(status: DaemonStatus): string {
     `  reachable at ${self.endpoints?.join(", ") || "(no endpoint known)"}`,
     `  weft ${self.version} on ${self.runtime}, UDP port ${self.port}, TUN ${self.tun ?? "none"}, DNS ${self.dns ?? "not served"} (${self.domain}), range ${self.range}, mesh ${self.meshId}`,
   ];
+  if (status.multicast) lines.push(formatMulticast(status.multicast));
   if (status.peers.length === 0) lines.push("  no peers yet");
   for (const p of status.peers) {
     const path =

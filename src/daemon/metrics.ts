@@ -35,6 +35,7 @@ export function renderMetrics(daemon: Daemon): string {
   const mesh = daemon.mesh.status();
   const ipam = daemon.allocator.status();
   const dns = daemon.dnsCounters();
+  const multicast = daemon.multicast.counters();
   const out = new Exposition();
   out.metric("weft_info", "gauge", "Constant 1, labelled with the version and runtime.", [
     [
@@ -79,6 +80,15 @@ export function renderMetrics(daemon: Daemon): string {
     ...Object.entries(mesh.deviceDrops).map(
       ([reason, n]) => [{ layer: "tunnel", reason }, n] as const,
     ),
+    ...Object.entries(multicast.dropped).map(
+      ([reason, n]) => [{ layer: "multicast", reason }, n ?? 0] as const,
+    ),
+  ]);
+  out.metric("weft_multicast_packets_total", "counter", "Multicast and broadcast packets.", [
+    [{ event: "sent" }, multicast.sent],
+    [{ event: "delivered" }, multicast.delivered],
+    [{ event: "ignored-igmp" }, multicast.ignored.igmp],
+    [{ event: "ignored-ipv6" }, multicast.ignored.ipv6],
   ]);
   out.metric("weft_relay_frames_total", "counter", "Relay frames by role.", [
     [{ role: "received" }, mesh.relayed.relayedIn],

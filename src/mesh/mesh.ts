@@ -117,6 +117,18 @@ export type DatagramHandler = (
   info: { readonly broadcast: boolean },
 ) => void;
 
+/**
+ * A handler of one datagram port (`onPort`), ahead of the `onDatagram` one. For a broadcast,
+ * returning false also stops this peer from forwarding it down its tree (the multicast
+ * carrier does so for what it rejects: duplicates, floods, forgeries).
+ */
+export type PortHandler = (
+  from: PeerKey,
+  port: number,
+  data: Uint8Array,
+  info: { readonly broadcast: boolean },
+) => boolean | undefined;
+
 /** Timing of the path machinery; tests may shorten it. */
 const TICK_MS = 250;
 const ACTIVE_PING_MS = 1_000;
@@ -241,6 +253,8 @@ export class Mesh {
   readonly #topologyChannel: GossipChannel<unknown>;
   #deviceReceive: ReceiveHandler = () => {};
   #datagramHandler: DatagramHandler = () => {};
+  readonly #portHandlers = new Map<number, PortHandler>();
+  #noRouteHandler: ((packet: Uint8Array) => boolean) | undefined;
   #routes: Routes | undefined;
   #routesGeneration = -1;
   #routesComputedMs = Number.NEGATIVE_INFINITY;
@@ -299,6 +313,7 @@ export class Mesh {
       onEvent: (event) => this.#onDeviceEvent(event),
       onControl: (publicKey, payload, from) => this.#onControl(publicKey, payload, from),
       onUnknownPeer: (publicKey) => this.#admitUnknown(publicKey),
+      onNoRoute: (packet) => this.#noRouteHandler?.(packet) ?? false,
     });
 
     this.topology = new Topology({
@@ -488,6 +503,25 @@ export class Mesh {
 
   onDatagram(handler: DatagramHandler): void {
     this.#datagramHandler = handler;
+  }
+
+  /** Takes one port's datagrams away from the `onDatagram` handler; undefined gives them back. */
+  onPort(port: number, handler: PortHandler | undefined): void {
+    if (handler) this.#portHandlers.set(port, handler);
+    else this.#portHandlers.delete(port);
+  }
+
+  /**
+   * Takes the Tun's packets that no member owns (the Device's `onNoRoute`): the handler
+   * returns whether it carried them. The multicast carrier (`attachMulticast`) is one.
+   */
+  onNoRoute(handler: ((packet: Uint8Array) => boolean) | undefined): void {
+    this.#noRouteHandler = handler;
+  }
+
+  /** The prefixes routed to a member (`setAllowedIps`); empty when it has none. */
+  allowedIpsOf(key: PeerKey): readonly IpPrefix[] {
+    return this.#allowedIps.get(key) ?? [];
   }
 
   /** A named gossip channel for a replicated state (IPAM, DNS). */
@@ -834,7 +868,7 @@ export class Mesh {
         this.gossip.receive(peer.key, frame.message.slice());
         return;
       case "datagram":
-        this.#datagramHandler(peer.key, frame.port, frame.data.slice(), { broadcast: false });
+        this.#deliverDatagram(peer.key, frame.port, frame.data.slice(), false);
         return;
       case "candidates":
         // End to end (usually through a relay, the point of it): the session proves who
@@ -1031,9 +1065,9 @@ export class Mesh {
       return;
     }
     this.#counters.broadcastsIn++;
-    this.#datagramHandler(source, frame.port, frame.data.slice(), { broadcast: true });
-    if (frame.hopLimit <= 1) return;
-    const forward = encodeFrame({
+    const forward = this.#deliverDatagram(source, frame.port, frame.data.slice(), true);
+    if (frame.hopLimit <= 1 || !forward) return;
+    const forwarded = encodeFrame({
       type: "broadcast",
       ...frame,
       hopLimit: frame.hopLimit - 1,
@@ -1041,8 +1075,16 @@ export class Mesh {
     });
     for (const child of routes.broadcastChildren(source)) {
       const peer = this.#peers.get(child);
-      if (peer?.direct) this.#sendFrame(peer, forward);
+      if (peer?.direct) this.#sendFrame(peer, forwarded);
     }
+  }
+
+  /** To the port's handler, else the `onDatagram` one; false when a port handler refused it. */
+  #deliverDatagram(from: PeerKey, port: number, data: Uint8Array, broadcast: boolean): boolean {
+    const handler = this.#portHandlers.get(port);
+    if (handler) return handler(from, port, data, { broadcast }) !== false;
+    this.#datagramHandler(from, port, data, { broadcast });
+    return true;
   }
 
   // ---- connections ------------------------------------------------------------------------

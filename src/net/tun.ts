@@ -15,6 +15,12 @@ export interface TunOptions {
   readonly mtu?: number;
   /** Addresses with prefix lengths, IPv4 or IPv6, such as "10.40.0.1/16" or "fd00::1/64". */
   readonly addresses?: readonly string[];
+  /**
+   * Carry multicast and broadcast: the MULTICAST flag, IPv4 addresses with their broadcast
+   * address, and the route 224.0.0.0/4 through the device (replacing one through another
+   * device; it goes when the device does), so the host sends its multicast into the mesh.
+   */
+  readonly multicast?: boolean;
 }
 
 /** Called with each IP packet read from the host; valid only during the call unless copied. */

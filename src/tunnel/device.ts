@@ -115,6 +115,13 @@ export interface DeviceOptions {
    * a large mesh does not derive keys with every member up front).
    */
   readonly onUnknownPeer?: (publicKey: Uint8Array) => void;
+  /**
+   * Asked about a packet from the Tun that no peer's allowed IPs own (multicast, broadcast,
+   * an address outside the mesh): true means the layer above took it (the mesh carries
+   * multicast), false that it is dropped and counted as "no-peer-for-destination".
+   * `packet` is only valid during the call.
+   */
+  readonly onNoRoute?: (packet: Uint8Array) => boolean;
 }
 
 /** What `onEvent` reports. */
@@ -225,6 +232,7 @@ export class Device {
     | ((publicKey: Uint8Array, payload: Uint8Array, from: Endpoint) => void)
     | undefined;
   readonly #onUnknownPeer: ((publicKey: Uint8Array) => void) | undefined;
+  readonly #onNoRoute: ((packet: Uint8Array) => boolean) | undefined;
   readonly #underLoadThreshold: number;
   #local: LocalIdentity;
   #checker: CookieChecker;
@@ -255,6 +263,7 @@ export class Device {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#onControl = options.onControl;
     this.#onUnknownPeer = options.onUnknownPeer;
+    this.#onNoRoute = options.onNoRoute;
     this.#underLoadThreshold =
       options.underLoadHandshakesPerSecond ?? DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND;
     this.#local = createLocalIdentity(this.#crypto, options.privateKey.slice()); // ours to wipe on close;
@@ -713,7 +722,7 @@ export class Device {
     if (this.#closed) return;
     const peer = lookupPacketDestination(this.#allowedIps, packet);
     if (!peer) {
-      this.#drop("no-peer-for-destination");
+      if (!this.#onNoRoute?.(packet)) this.#drop("no-peer-for-destination");
       return;
     }
     this.#sendToPeer(peer, packet);

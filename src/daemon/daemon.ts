@@ -101,6 +101,8 @@ export interface PeerView {
   readonly handshakes: number;
   readonly rxBytes: number;
   readonly txBytes: number;
+  /** The largest IP packet its path carries (`MeshPeerStatus.pathMtu`). */
+  readonly pathMtu: number | undefined;
 }
 
 export interface DaemonStatus {
@@ -1002,6 +1004,7 @@ export class Daemon {
         handshakes: devicePeers.get(p.publicKey) ?? 0,
         rxBytes: p.rxBytes,
         txBytes: p.txBytes,
+        pathMtu: p.pathMtu,
       })),
       leaves: this.#leaves.map((l) => ({
         name: l.name,

@@ -18,7 +18,7 @@
  *   answered by any peer with an ordinary pong;
  * - a relayed path carries the packet's WireGuard message inside a relay frame in the
  *   first hop's session: its MTU is min(first hop's path MTU, the mesh's largest frame)
- *   minus the relay frame header (67) and the message's header and tag (32). Only the
+ *   minus the relay frame header (68: type, length, hop limit, two keys) and the message's header and tag (32). Only the
  *   first hop is measured; a smaller link between two relays further on is crossed by
  *   the relay cutting the frame into mesh fragments (`fragments.ts`), at a cost, but
  *   the sender is not told a smaller MTU.

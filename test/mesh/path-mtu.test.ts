@@ -167,8 +167,8 @@ describe("path MTU arithmetic", () => {
     assert.equal(directCeilingBytes(1420, "192.0.2.1", 100), 576, "never below the floor");
   });
 
-  test("a relayed path: the first hop's MTU (at most the largest frame) less 99", () => {
-    assert.equal(relayedPathMtu(1220, 1408, 67), 1121);
-    assert.equal(relayedPathMtu(1420, 1408, 67), 1309);
+  test("a relayed path: the first hop's MTU (at most the largest frame) less 100", () => {
+    assert.equal(relayedPathMtu(1220, 1408, 68), 1120);
+    assert.equal(relayedPathMtu(1420, 1408, 68), 1308);
   });
 });

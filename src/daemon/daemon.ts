@@ -68,6 +68,7 @@ import {
   lockStateDir,
   readFileIfExists,
 } from "./state-dir.ts";
+import { UnderlayMtu } from "./underlay-mtu.ts";
 import type {
   AttachView,
   InvitationView,
@@ -252,6 +253,13 @@ export class Daemon {
       config = { ...config, range: identity.range, domain: identity.domain, nickname };
       const tun = new LateTun(config.tun?.name ?? "none", config.tun?.mtu ?? 1420);
       const inviter = identity.inviter;
+      // What the host's routes allow towards each peer caps its path MTU (underlay-mtu.ts).
+      const underlay = new UnderlayMtu({
+        runCommand: (command, args) => runtime.runCommand(command, args),
+        clock: runtime.clock,
+        log: (message) => log("debug", "mesh", message),
+      });
+      undo.push(() => underlay.close());
       const mesh = new Mesh({
         crypto: runtime.crypto,
         clock: runtime.clock,
@@ -264,6 +272,7 @@ export class Daemon {
         // that prove it arrive (or its removal does).
         isMember: (key) => members.isMember(key) || (key === inviter && !members.isRemoved(key)),
         connectionLimit: config.connectionLimit,
+        underlayMtu: (address) => underlay.get(address),
         initialVersion: Date.now(),
         log: (level, message) => log(level, "mesh", message),
       });

@@ -35,6 +35,7 @@ export interface DaemonStatusJson {
     path: string;
     via: string[];
     viaNicknames: string[];
+    pathMtu?: number;
   }[];
 }
 

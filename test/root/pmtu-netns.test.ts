@@ -1,19 +1,24 @@
 /**
- * Path MTU on real hosts (issue #9): two namespaces whose only link is a veth pair with
- * MTU 1280 on both ends, a weft daemon on each (h2 joins with h1's invitation), TUNs at
- * the default 1420.
+ * Path MTU on real hosts (issue #9): namespaces linked by veth pairs, a weft daemon on
+ * each (h2 and h3 join with h1's invitations), TUNs at the default 1420.
  *
- *   h1 ── veth, MTU 1280 both ends ── h2        path MTU 1280 - 20 - 8 - 32 = 1220
+ *   h2 ── veth, MTU 1280 both ends ── h1 ── veth, 1500 at h1, 1280 at h3 ── h3
  *
- * Shown: both sides report path MTU 1220 (`weft status --json`); `ping -M do -s 1300`
- * from h1 to h2's overlay address (a 1328-byte packet: between the path MTU and the TUN
- * MTU; `-s 1400` would make 1428 bytes, more than the 1420-byte TUN, which the kernel
- * refuses locally before weft sees it) prints "Frag needed" with mtu 1220, and the
- * kernel then holds 1220 for that destination; a 10 MB download with curl over the
- * overlay completes byte-exact (sha256).
+ * The h1-h2 link is small where both hosts see it: weft learns 1280 from the routing
+ * table (`ip route get`), path MTU 1280 - 20 - 8 - 32 = 1220. The h1-h3 link is a black
+ * hole from h1: h1's end says 1500, h3's end drops anything over 1280 without a word, so
+ * h1 finds 1220 only by probing. h2 and h3 share no link and go through h1: their path
+ * MTU is h1's less the relay overhead (100): 1120.
  *
- * Under Node's runner h1 runs weft on Node and h2 on Bun; under Deno's, Deno and Node;
- * under Bun's, Bun and Deno.
+ * Shown: every path MTU above (`weft status --json`); `ping -M do -s 1300` from h2 to
+ * h1's overlay address (a 1328-byte packet: between the path MTU and the TUN MTU; `-s
+ * 1400` would make 1428 bytes, more than the 1420-byte TUN, which the kernel refuses
+ * locally before weft sees it) prints "Frag needed" with mtu 1220, after which the kernel
+ * holds 1220 for that destination; a 1220-byte ping crosses the black hole; a 10 MB
+ * download with curl over the overlay completes byte-exact (sha256).
+ *
+ * Under Node's runner h1 runs weft on Node, h2 on Bun, h3 on Deno; the runtimes rotate
+ * under Deno's (Deno, Node, Bun) and Bun's (Bun, Deno, Node) runners.
  *
  * A second test settles where weft's ICMP errors must come from: into a TUN of a fresh
  * namespace, an ICMP frag-needed about a UDP datagram from a socket bound to the TUN's
@@ -53,12 +58,14 @@ const HTTP_PORT = 8080;
 const LINK_MTU = 1280;
 /** 1280 less the outer IPv4 (20) and UDP (8) headers and WireGuard's header and tag (32). */
 const PATH_MTU = 1220;
+/** The first hop's path MTU less the relay frame (68) and the relayed message's header and tag (32). */
+const RELAYED_MTU = PATH_MTU - 100;
 const FILE_BYTES = 10 * 1024 * 1024;
 
-const ROTATION: Record<string, [HostRuntime, HostRuntime]> = {
-  node: ["node", "bun"],
-  deno: ["deno", "node"],
-  bun: ["bun", "deno"],
+const ROTATION: Record<string, [HostRuntime, HostRuntime, HostRuntime]> = {
+  node: ["node", "bun", "deno"],
+  deno: ["deno", "node", "bun"],
+  bun: ["bun", "deno", "node"],
 };
 
 /** A file server in `namespace` on `address`, in Node (on every CI host, unlike python3). */
@@ -73,7 +80,7 @@ function serveFile(namespace: string, address: string, path: string): ChildProce
 }
 
 describe("path MTU on real hosts", () => {
-  test("a 1280-byte veth: path MTU 1220, Frag needed from weft, curl of 10 MB intact", {
+  test("1280-byte links: path MTUs by routes, probes and relays, Frag needed from weft, curl of 10 MB intact", {
     ...rootOnly(...TOOLS),
     timeout: 120_000,
   }, async () => {
@@ -84,65 +91,86 @@ describe("path MTU on real hosts", () => {
     const files = mkdtempSync(join(tmpdir(), "weft-pmtu-"));
     let server: ChildProcess | undefined;
     try {
-      const [n1, n2] = [network.addHost("h1"), network.addHost("h2")];
-      const link = network.linkHosts(n1, n2);
-      // The link's two ends, by their addresses; both get MTU 1280.
+      const [n1, n2, n3] = [network.addHost("h1"), network.addHost("h2"), network.addHost("h3")];
+      const link12 = network.linkHosts(n1, n2);
+      const link13 = network.linkHosts(n1, n3);
+      // Link ends by their addresses: h1-h2 both 1280, h1-h3 only at h3.
       for (const [host, address] of [
-        [n1, link.addressA],
-        [n2, link.addressB],
+        [n1, link12.addressA],
+        [n2, link12.addressB],
+        [n3, link13.addressB],
       ] as const) {
         const device = host.exec("ip", ["-o", "addr", "show", "to", address]).split(/\s+/)[1]!;
         host.exec("ip", ["link", "set", "dev", device, "mtu", String(LINK_MTU)]);
       }
-      const [h1, h2] = (["h1", "h2"] as const).map(
-        (name, i) => new WeftHost(name, runtimes[i]!, [n1, n2][i]!.namespace),
-      ) as [WeftHost, WeftHost];
-      hosts.push(h1, h2);
-      console.log(`runtimes: h1 ${h1.runtime}, h2 ${h2.runtime}`);
+      const [h1, h2, h3] = (["h1", "h2", "h3"] as const).map(
+        (name, i) => new WeftHost(name, runtimes[i]!, [n1, n2, n3][i]!.namespace),
+      ) as [WeftHost, WeftHost, WeftHost];
+      hosts.push(h1, h2, h3);
+      console.log(`runtimes: h1 ${h1.runtime}, h2 ${h2.runtime}, h3 ${h3.runtime}`);
       const common = ["--port", PORT, "--log-level", process.env.WEFT_TEST_LOG ?? "info"];
 
       const started = Date.now();
       h1.start([...common, "--name", "h1"]);
       await waitFor("h1 to have an address", () => h1.status()?.self.address !== undefined, 30_000);
-      const invite = h1.cli(["invite", "--name", "h2"]);
-      assert.equal(invite.status, 0, invite.stderr);
-      h2.start([...common, "--join", invite.stdout.trim()]);
+      for (const joiner of [h2, h3]) {
+        const invite = h1.cli(["invite", "--name", joiner.name]);
+        assert.equal(invite.status, 0, invite.stderr);
+        joiner.start([...common, "--join", invite.stdout.trim()]);
+      }
       const mtuOf = (from: WeftHost, to: string) =>
         from.status()?.peers.find((p) => p.nickname === to)?.pathMtu;
+      const paths: [WeftHost, string, number][] = [
+        [h1, "h2", PATH_MTU], // the routing table says 1280
+        [h2, "h1", PATH_MTU],
+        [h1, "h3", PATH_MTU], // probing finds the black hole
+        [h3, "h1", PATH_MTU],
+        [h2, "h3", RELAYED_MTU], // through h1
+        [h3, "h2", RELAYED_MTU],
+      ];
       await waitFor(
-        "both to have addresses and path MTU 1220 to each other",
+        "every path MTU to settle",
         () =>
-          h2.status()?.self.address !== undefined &&
-          mtuOf(h1, "h2") === PATH_MTU &&
-          mtuOf(h2, "h1") === PATH_MTU,
+          [h1, h2, h3].every((h) => h.status()?.self.address !== undefined) &&
+          paths.every(([from, to, mtu]) => mtuOf(from, to) === mtu),
         40_000,
-      );
-      const address2 = h2.status()!.self.address!;
+      ).catch((error) => {
+        const seen = paths.map(([f, t, m]) => `${f.name}->${t} ${mtuOf(f, t)} (want ${m})`);
+        throw new Error(`${(error as Error).message}: ${seen.join(", ")}`);
+      });
+      const [address1, address3] = [h1, h3].map((h) => h.status()!.self.address!);
       await waitFor(
-        "h1 to reach h2's overlay address",
+        "h2 to reach h1 and h1 to reach h3",
         () => {
-          sh("ip", ["netns", "exec", n1.namespace, "ping", "-c", "1", "-W", "1", address2]);
+          sh("ip", ["netns", "exec", n2.namespace, "ping", "-c", "1", "-W", "1", address1!]);
+          sh("ip", ["netns", "exec", n1.namespace, "ping", "-c", "1", "-W", "1", address3!]);
           return true;
         },
         15_000,
       );
-      console.log(`mesh up and routed in ${Date.now() - started} ms`);
+      console.log(`mesh up, path MTUs settled and routed in ${Date.now() - started} ms`);
 
       // 1300 bytes of data + 8 ICMP + 20 IP = 1328: fits the 1420 TUN, not the 1220 path.
-      const first = pingDoNotFragment(n1.namespace, address2, 1300);
+      const first = pingDoNotFragment(n2.namespace, address1!, 1300);
       assert.match(first, /Frag needed.*mtu = 1220/, `ping prints weft's error:\n${first}`);
-      const cached = n1.exec("ip", ["-o", "route", "get", address2]);
-      assert.match(cached, /mtu 1220/, `h1's kernel took the error: ${cached}`);
-      const second = pingDoNotFragment(n1.namespace, address2, 1300);
+      const cached = n2.exec("ip", ["-o", "route", "get", address1!]);
+      assert.match(cached, /mtu 1220/, `h2's kernel took the error: ${cached}`);
+      const second = pingDoNotFragment(n2.namespace, address1!, 1300);
       assert.match(second, /mtu=1220/, `now refused locally:\n${second}`);
-      const small = pingDoNotFragment(n1.namespace, address2, PATH_MTU - 28);
-      assert.match(small, / 0% packet loss/, `a ping of exactly 1220 bytes passes:\n${small}`);
+      const fits = pingDoNotFragment(n2.namespace, address1!, PATH_MTU - 28);
+      assert.match(fits, / 0% packet loss/, `a ping of exactly 1220 bytes passes:\n${fits}`);
+      const overHole = pingDoNotFragment(n1.namespace, address3!, PATH_MTU - 28);
+      assert.match(overHole, / 0% packet loss/, `1220 bytes cross the black hole:\n${overHole}`);
+      const bigOverHole = pingDoNotFragment(n1.namespace, address3!, 1300);
+      assert.match(bigOverHole, /mtu = 1220/, `bigger ones get weft's error:\n${bigOverHole}`);
+      const relayed = pingDoNotFragment(n2.namespace, address3!, 1200);
+      assert.match(relayed, /mtu = 1120/, `through the relay, less:\n${relayed}`);
 
       const file = join(files, "ten-megabytes");
       const content = randomBytes(FILE_BYTES);
       writeFileSync(file, content);
       const expected = createHash("sha256").update(content).digest("hex");
-      server = serveFile(n2.namespace, address2, file);
+      server = serveFile(n1.namespace, address1!, file);
       await waitFor(
         "the file server to listen",
         () => (server!.stdout?.read()?.toString() ?? "").includes("listening"),
@@ -150,13 +178,13 @@ describe("path MTU on real hosts", () => {
       );
       const downloaded = join(files, "downloaded");
       const curlStarted = Date.now();
-      n1.exec("curl", [
+      n2.exec("curl", [
         "-sS",
         "--max-time",
         "60",
         "-o",
         downloaded,
-        `http://${address2}:${HTTP_PORT}/`,
+        `http://${address1}:${HTTP_PORT}/`,
       ]);
       const curlMs = Date.now() - curlStarted;
       const got = readFileSync(downloaded);
@@ -165,7 +193,7 @@ describe("path MTU on real hosts", () => {
       console.log(
         `curl of 10 MB over a 1220-byte path: ${curlMs} ms (${((FILE_BYTES * 8) / curlMs / 1000).toFixed(0)} Mbit/s)`,
       );
-      assert.equal(mtuOf(h1, "h2"), PATH_MTU, "the path MTU held through the transfer");
+      assert.equal(mtuOf(h2, "h1"), PATH_MTU, "the path MTU held through the transfer");
     } catch (error) {
       for (const host of hosts) console.log(`--- ${host.name} log ---\n${host.log()}`);
       throw error;

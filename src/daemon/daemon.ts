@@ -75,6 +75,7 @@ import {
   lockStateDir,
   readFileIfExists,
 } from "./state-dir.ts";
+import { UnderlayMtu } from "./underlay-mtu.ts";
 import type {
   AttachView,
   InvitationView,
@@ -110,6 +111,8 @@ export interface PeerView {
   readonly handshakes: number;
   readonly rxBytes: number;
   readonly txBytes: number;
+  /** The largest IP packet its path carries (`MeshPeerStatus.pathMtu`). */
+  readonly pathMtu: number | undefined;
 }
 
 export interface DaemonStatus {
@@ -266,6 +269,13 @@ export class Daemon {
       config = { ...config, range: identity.range, domain: identity.domain, nickname };
       const tun = new LateTun(config.tun?.name ?? "none", config.tun?.mtu ?? 1420);
       const inviter = identity.inviter;
+      // What the host's routes allow towards each peer caps its path MTU (underlay-mtu.ts).
+      const underlay = new UnderlayMtu({
+        runCommand: (command, args) => runtime.runCommand(command, args),
+        clock: runtime.clock,
+        log: (message) => log("debug", "mesh", message),
+      });
+      undo.push(() => underlay.close());
       const mesh = new Mesh({
         crypto: runtime.crypto,
         clock: runtime.clock,
@@ -278,6 +288,7 @@ export class Daemon {
         // that prove it arrive (or its removal does).
         isMember: (key) => members.isMember(key) || (key === inviter && !members.isRemoved(key)),
         connectionLimit: config.connectionLimit,
+        underlayMtu: (address) => underlay.get(address),
         initialVersion: Date.now(),
         log: (level, message) => log(level, "mesh", message),
       });
@@ -1028,6 +1039,7 @@ export class Daemon {
         handshakes: devicePeers.get(p.publicKey) ?? 0,
         rxBytes: p.rxBytes,
         txBytes: p.txBytes,
+        pathMtu: p.pathMtu,
       })),
       leaves: this.#leaves.map((l) => ({
         name: l.name,

@@ -18,10 +18,11 @@ export function formatDaemonStatus(status: DaemonStatus): string {
         : p.path === "relayed"
           ? `relayed via ${p.viaNicknames.join(" > ")}`
           : "unreachable";
+    const mtu = p.pathMtu === undefined ? "" : `, mtu ${p.pathMtu}`;
     const handshake =
       p.handshakeAgeMs === undefined ? "no handshake" : `handshake ${ago(p.handshakeAgeMs)}`;
     lines.push(
-      `${(p.address ?? "-").padEnd(16)} ${(p.nickname || "?").padEnd(16)} ${p.publicKey.slice(0, 12)}  ${path}, ${handshake}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`,
+      `${(p.address ?? "-").padEnd(16)} ${(p.nickname || "?").padEnd(16)} ${p.publicKey.slice(0, 12)}  ${path}${mtu}, ${handshake}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`,
     );
   }
   for (const leaf of status.leaves ?? []) {

@@ -47,6 +47,17 @@ import {
 } from "./frames.ts";
 import { Gossip, type GossipOptions } from "./gossip.ts";
 import type { GossipChannel, GossipState, PeerKey } from "./gossip-state.ts";
+import { createIcmpRateLimiter, handleOversize } from "./oversize.ts";
+import {
+  createPathMtu,
+  directCeilingBytes,
+  type PathMtuState,
+  pathMtuBytes,
+  probeAnswered,
+  probeSent,
+  relayedPathMtu,
+  tickPathMtu,
+} from "./path-mtu.ts";
 import {
   backoffMs,
   candidateEndpoints,
@@ -101,6 +112,13 @@ export interface MeshOptions {
   /** How long a peer that no one can reach is remembered. */
   readonly forgetAfterMs?: number;
   readonly gossip?: Partial<Pick<GossipOptions, "intervalMs" | "fanout" | "flushDelayMs">>;
+  /**
+   * The underlay's MTU towards an address, as the host routes it (the interface's MTU, or
+   * a path MTU its kernel learned), or `undefined` when not known (yet). Called often, so
+   * it must answer from a cache at once; the daemon's asks `ip route get` in the background.
+   * Without it only probing finds a path's MTU (see `path-mtu.ts`).
+   */
+  readonly underlayMtu?: (address: string) => number | undefined;
 }
 
 /** A peer the operator names: always kept connected, retried with backoff forever. */
@@ -175,6 +193,8 @@ const MAX_PINGS_IN_FLIGHT = 16;
 /** Unknown keys admitted to try a handshake: bounded, and dropped unless it completes. */
 const MAX_TENTATIVE_PEERS = 64;
 const TENTATIVE_TIMEOUT_MS = 15_000;
+/** How often every peer's path MTU (relayed ones too) is handed to the Device. */
+const PATH_MTU_APPLY_MS = 1_000;
 
 const NULL_TUN: Tun = {
   name: "none",
@@ -208,7 +228,12 @@ export type MeshDropReason =
   /** With `isMember`: a relay frame for a destination that is not a member. */
   | "relay-destination-not-member"
   /** With `isMember`: a broadcast datagram whose origin is not a member. */
-  | "broadcast-not-member";
+  | "broadcast-not-member"
+  /** A packet from the Tun too big for its path that is not IP, or no error may answer. */
+  | "oversize-malformed"
+  | "oversize-refused"
+  /** A packet from the Tun too big for its path while its far end's ICMP errors are rate-limited. */
+  | "oversize-rate-limited";
 
 export class Mesh {
   readonly publicKey: Uint8Array;
@@ -269,6 +294,14 @@ export class Mesh {
   #lastForgetCheckMs = 0;
   #cancelTick: CancelTimer | undefined;
   #closed = false;
+  readonly #tun: Tun;
+  readonly #underlayMtu: ((address: string) => number | undefined) | undefined;
+  /** Path MTU probing of each direct path (`path-mtu.ts`). */
+  readonly #pathMtus = new Map<PeerKey, PathMtuState>();
+  /** The MTU last handed to the Device per peer. */
+  readonly #appliedMtus = new Map<PeerKey, number | undefined>();
+  #lastMtuApplyMs = Number.NEGATIVE_INFINITY;
+  readonly #icmpLimiter = createIcmpRateLimiter();
 
   constructor(options: MeshOptions) {
     this.#crypto = options.crypto;
@@ -282,6 +315,8 @@ export class Mesh {
     this.#connectionLimit = options.connectionLimit ?? DEFAULT_CONNECTION_LIMIT;
     this.#acceptUnknownPeers = options.acceptUnknownPeers ?? options.presharedKey !== undefined;
     this.#isMember = options.isMember;
+    this.#tun = options.tun ?? NULL_TUN;
+    this.#underlayMtu = options.underlayMtu;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     // Relay header, transport header and tag around it, and padding to 16 bytes.
     this.#relayedMaxFrameBytes =
@@ -305,7 +340,7 @@ export class Mesh {
       crypto: this.#crypto,
       clock: this.#clock,
       conn: deviceConn,
-      tun: options.tun ?? NULL_TUN,
+      tun: this.#tun,
       privateKey: options.privateKey,
       timers: options.timers,
       random: this.#random,
@@ -314,6 +349,7 @@ export class Mesh {
       onControl: (publicKey, payload, from) => this.#onControl(publicKey, payload, from),
       onUnknownPeer: (publicKey) => this.#admitUnknown(publicKey),
       onNoRoute: (packet) => this.#noRouteHandler?.(packet) ?? false,
+      onOversize: (packet, mtu, publicKey) => this.#onOversize(packet, mtu, publicKey),
     });
 
     this.topology = new Topology({
@@ -572,6 +608,7 @@ export class Mesh {
           device?.lastHandshakeMs === undefined ? undefined : now - device.lastHandshakeMs,
         rxBytes: device?.rxBytes ?? 0,
         txBytes: device?.txBytes ?? 0,
+        pathMtu: path === "unreachable" ? undefined : this.#pathMtuOf(peer),
       });
     }
     peers.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
@@ -644,6 +681,8 @@ export class Mesh {
     }
     this.#tentative.delete(peer.key);
     this.#reassemblers.delete(peer.key);
+    this.#pathMtus.delete(peer.key);
+    this.#appliedMtus.delete(peer.key);
     if (peer.isStatic) return;
     this.#deactivate(peer);
     this.#peers.delete(peer.key);
@@ -679,6 +718,7 @@ export class Mesh {
       roaming: false,
     });
     peer.inDevice = true;
+    this.#appliedMtus.delete(peer.key); // a new Device peer has no limit yet
     return true;
   }
 
@@ -778,7 +818,9 @@ export class Mesh {
     if (!this.#materialize(peer)) return false;
     // Relayed, the sealed piece travels inside a relay frame that must fit one piece too:
     // cut it smaller here, so relays forward without splitting and reassembling.
-    const max = peer.direct || via ? this.#maxFrameBytes : this.#relayedMaxFrameBytes;
+    let max = peer.direct || via ? this.#maxFrameBytes : this.#relayedMaxFrameBytes;
+    const pathMtu = peer.direct && !via ? this.#appliedMtus.get(peer.key) : undefined;
+    if (pathMtu !== undefined && pathMtu < max) max = pathMtu;
     let pieces = [frame];
     if (frame.length > max) {
       this.#fragmentId = (this.#fragmentId + 1) >>> 0;
@@ -902,6 +944,7 @@ export class Mesh {
         }
         return;
       case "pong":
+        if (this.#onProbePong(peer, frame.nonce, from)) return;
         this.#onPong(peer, frame.nonce, frame.helloSeen, frame.observed, from);
         return;
       case "hello":
@@ -1324,6 +1367,7 @@ export class Mesh {
     for (const peer of [...this.#active]) {
       if (peer.direct || now >= peer.nextAttemptMs) this.#tickPeer(peer, now);
     }
+    this.#tickPathMtus(now);
     if (now - this.#lastForgetCheckMs >= FORGET_CHECK_MS) {
       this.#lastForgetCheckMs = now;
       this.#expireTentative(now);
@@ -1339,7 +1383,91 @@ export class Mesh {
     this.#peers.delete(key);
     this.#byVirtualAddress.delete(peer.virtualEndpoint.address);
     this.#reassemblers.delete(key);
+    this.#pathMtus.delete(key);
+    this.#appliedMtus.delete(key);
     if (peer.inDevice) this.device.removePeer(peer.publicKey);
+  }
+
+  // ---- path MTU (path-mtu.ts, oversize.ts) ------------------------------------------------
+
+  /**
+   * Probes every direct path and hands its MTU to the Device at once; every second also
+   * the relayed peers' (their first hop's path MTU less the relay overhead).
+   */
+  #tickPathMtus(now: number): void {
+    for (const peer of this.#active) {
+      if (!peer.direct) continue;
+      this.#probePath(peer, peer.direct.endpoint, now);
+      this.#applyMtu(peer);
+    }
+    if (now - this.#lastMtuApplyMs < PATH_MTU_APPLY_MS) return;
+    this.#lastMtuApplyMs = now;
+    for (const peer of this.#peers.values()) {
+      if (!peer.direct) this.#pathMtus.delete(peer.key);
+      if (peer.inDevice) this.#applyMtu(peer);
+    }
+  }
+
+  #probePath(peer: PeerState, endpoint: Endpoint, now: number): void {
+    const pathKey = endpointKey(endpoint);
+    const ceiling = directCeilingBytes(
+      this.#tun.mtuBytes,
+      endpoint.address,
+      this.#underlayMtu?.(endpoint.address),
+    );
+    let state = this.#pathMtus.get(peer.key);
+    if (state?.pathKey !== pathKey || state.ceilingBytes !== ceiling) {
+      state = createPathMtu(pathKey, ceiling, now);
+      this.#pathMtus.set(peer.key, state);
+    }
+    for (const bytes of tickPathMtu(state, now)) {
+      // A ping padded with zeros to the size under test: any peer answers it (frames carry
+      // their length), and it goes unpadded by the Device and unfragmented by the mesh.
+      const nonce = this.#crypto.randomBytes(PING_NONCE_BYTES);
+      const probe = new Uint8Array(bytes);
+      probe.set(encodeFrame({ type: "ping", nonce }));
+      if (this.device.sendControl(peer.publicKey, probe, endpoint))
+        probeSent(state, toHex(nonce), bytes);
+    }
+  }
+
+  #onProbePong(peer: PeerState, nonce: Uint8Array, from: Endpoint): boolean {
+    const state = this.#pathMtus.get(peer.key);
+    if (!state || state.outstanding.size === 0) return false;
+    if (state.pathKey !== endpointKey(from)) return false;
+    if (!probeAnswered(state, toHex(nonce), this.#clock.now())) return false;
+    this.#applyMtu(peer);
+    return true;
+  }
+
+  /** The largest packet the path to `peer` carries now; undefined when there is no path. */
+  #pathMtuOf(peer: PeerState): number | undefined {
+    if (peer.direct) {
+      const state = this.#pathMtus.get(peer.key);
+      return state ? pathMtuBytes(state) : undefined;
+    }
+    const hop = this.#relayHop(peer.key);
+    if (!hop) return undefined;
+    const hopMtu = this.#pathMtuOf(hop) ?? this.#tun.mtuBytes;
+    return relayedPathMtu(hopMtu, this.#maxFrameBytes, RELAY_HEADER_BYTES);
+  }
+
+  #applyMtu(peer: PeerState): void {
+    if (!peer.inDevice) return;
+    const mtu = this.#pathMtuOf(peer);
+    if (this.#appliedMtus.has(peer.key) && this.#appliedMtus.get(peer.key) === mtu) return;
+    this.#appliedMtus.set(peer.key, mtu);
+    this.device.setPeerMtu(peer.publicKey, mtu);
+    if (mtu !== undefined) this.#log("debug", `path MTU to ${this.#name(peer.key)}: ${mtu} bytes`);
+  }
+
+  /** A packet from the Tun larger than its peer's path MTU (see `oversize.ts`). */
+  #onOversize(packet: Uint8Array, mtu: number, publicKey: Uint8Array): void {
+    const result = handleOversize(packet, mtu, this.#icmpLimiter, this.#clock.now());
+    if (result.kind === "reply") this.#tun.write(result.packet);
+    else if (result.kind === "send")
+      for (const piece of result.packets) this.device.sendPacket(publicKey, piece);
+    else this.#drop(`oversize-${result.reason}`);
   }
 
   // ---- topology ---------------------------------------------------------------------------

@@ -25,6 +25,11 @@ export interface MeshPeerStatus {
   /** WireGuard bytes of its session (relayed traffic counts at both ends, not at relays). */
   readonly rxBytes: number;
   readonly txBytes: number;
+  /**
+   * The largest IP packet its path carries in one datagram (see `path-mtu.ts`): probed
+   * for a direct path, the first hop's less the relay overhead for a relayed one.
+   */
+  readonly pathMtu: number | undefined;
 }
 
 export interface MeshStatus {
@@ -61,12 +66,13 @@ export function formatStatus(status: MeshStatus): string {
         : p.path === "relayed"
           ? `relayed via ${p.via.map(name).join(" > ")} (${p.hops} hops)`
           : "unreachable";
+    const mtu = p.pathMtu === undefined ? "" : `, mtu ${p.pathMtu}`;
     const handshake =
       p.handshakeAgeMs === undefined
         ? "no handshake"
         : `handshake ${Math.round(p.handshakeAgeMs / 1000)} s ago`;
     lines.push(
-      `  ${(p.nickname || "?").padEnd(16)} ${p.publicKey.slice(0, 12)}  ${path}, ${handshake}, rx ${p.rxBytes} B, tx ${p.txBytes} B`,
+      `  ${(p.nickname || "?").padEnd(16)} ${p.publicKey.slice(0, 12)}  ${path}${mtu}, ${handshake}, rx ${p.rxBytes} B, tx ${p.txBytes} B`,
     );
   }
   return lines.join("\n");

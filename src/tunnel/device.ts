@@ -122,6 +122,13 @@ export interface DeviceOptions {
    * `packet` is only valid during the call.
    */
   readonly onNoRoute?: (packet: Uint8Array) => boolean;
+  /**
+   * Receives a packet from the Tun that is longer than its peer's MTU (`setPeerMtu`)
+   * instead of sending it: the layer above answers with an ICMP error, fragments it, or
+   * sends it anyway with `sendPacket`. `packet` is only valid during the call. Without
+   * it such packets are sent as they are.
+   */
+  readonly onOversize?: (packet: Uint8Array, mtu: number, publicKey: Uint8Array) => void;
 }
 
 /** What `onEvent` reports. */
@@ -210,6 +217,8 @@ interface Peer {
   txBytes: number;
   cancelTimer: CancelTimer | undefined;
   armedDeadline: number | undefined;
+  /** The largest IP packet its path carries (`setPeerMtu`); Infinity for no limit. */
+  mtuBytes: number;
 }
 
 /** What a receiver index names: our pending handshake with a peer, or one of its keypairs. */
@@ -233,6 +242,9 @@ export class Device {
     | undefined;
   readonly #onUnknownPeer: ((publicKey: Uint8Array) => void) | undefined;
   readonly #onNoRoute: ((packet: Uint8Array) => boolean) | undefined;
+  readonly #onOversize:
+    | ((packet: Uint8Array, mtu: number, publicKey: Uint8Array) => void)
+    | undefined;
   readonly #underLoadThreshold: number;
   #local: LocalIdentity;
   #checker: CookieChecker;
@@ -264,6 +276,7 @@ export class Device {
     this.#onControl = options.onControl;
     this.#onUnknownPeer = options.onUnknownPeer;
     this.#onNoRoute = options.onNoRoute;
+    this.#onOversize = options.onOversize;
     this.#underLoadThreshold =
       options.underLoadHandshakesPerSecond ?? DEFAULT_UNDER_LOAD_HANDSHAKES_PER_SECOND;
     this.#local = createLocalIdentity(this.#crypto, options.privateKey.slice()); // ours to wipe on close;
@@ -308,6 +321,7 @@ export class Device {
       txBytes: 0,
       cancelTimer: undefined,
       armedDeadline: undefined,
+      mtuBytes: Number.POSITIVE_INFINITY,
     };
     if (!peer.remote.staticShared)
       this.#log(
@@ -390,10 +404,34 @@ export class Device {
   }
 
   /**
+   * Sets the largest IP packet the peer's path carries (the path MTU): longer packets
+   * from the Tun go to `onOversize`, and padding stops at it. `undefined` lifts the limit.
+   */
+  setPeerMtu(publicKey: Uint8Array, mtu: number | undefined): void {
+    if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 1))
+      throw new RangeError(`Expected "mtu" to be a positive integer, got ${mtu}`);
+    const peer = this.#peers.get(toHex(publicKey));
+    if (peer) peer.mtuBytes = mtu ?? Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Sends an IP packet to a peer as if it came from the Tun, but whatever its size
+   * (`onOversize` uses it for fragments, and for IPv6 packets no path may refuse).
+   * False when there is no such peer.
+   */
+  sendPacket(publicKey: Uint8Array, packet: Uint8Array): boolean {
+    const peer = this.#peers.get(toHex(publicKey));
+    if (!peer || this.#closed) return false;
+    this.#sendToPeer(peer, packet);
+    return true;
+  }
+
+  /**
    * Sends a mesh control message (its first nibble must not be 4 or 6) inside the peer's
    * session, as data. To the peer's endpoint it waits for a handshake like any packet;
    * `via` sends it to that address instead (path probes), and only on a live session:
-   * false when there is none, or no such peer.
+   * false when there is none, or no such peer. Sent `via` an address, it goes unpadded:
+   * a path MTU probe must be exactly the size it tests.
    */
   sendControl(publicKey: Uint8Array, payload: Uint8Array, via?: Endpoint): boolean {
     const version = payload[0]! >>> 4;
@@ -408,7 +446,7 @@ export class Device {
     const now = this.#clock.now();
     const keypair = this.#usableKeypair(peer, now);
     if (!keypair) return false;
-    this.#sendTransport(peer, keypair, payload, now, via);
+    this.#sendTransport(peer, keypair, payload, now, via, false);
     this.#afterSend(peer, keypair, now);
     return true;
   }
@@ -725,6 +763,10 @@ export class Device {
       if (!this.#onNoRoute?.(packet)) this.#drop("no-peer-for-destination");
       return;
     }
+    if (packet.length > peer.mtuBytes && this.#onOversize) {
+      this.#onOversize(packet, peer.mtuBytes, peer.remote.publicKey);
+      return;
+    }
     this.#sendToPeer(peer, packet);
   }
 
@@ -785,8 +827,13 @@ export class Device {
     packet: Uint8Array,
     now: number,
     to: Endpoint | undefined = peer.endpoint,
+    pad = true,
   ): void {
-    const paddedLength = paddedSize(packet.length, this.#tun.mtuBytes);
+    // Padding stops at the path MTU too, or a packet that fits would be padded past it.
+    const tunMtu = this.#tun.mtuBytes;
+    const paddedLength = pad
+      ? paddedSize(packet.length, Math.min(peer.mtuBytes, tunMtu))
+      : packet.length;
     let plaintext = packet;
     if (paddedLength !== packet.length) {
       plaintext = this.#scratch.subarray(0, paddedLength);

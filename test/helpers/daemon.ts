@@ -44,6 +44,7 @@ export interface DaemonStatusJson {
     punched?: boolean;
     via: string[];
     viaNicknames: string[];
+    pathMtu?: number;
   }[];
 }
 

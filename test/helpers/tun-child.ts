@@ -17,6 +17,8 @@
  * - "respond": answers ICMP echo requests to `peer4` (for `ping` from the namespace).
  * - "count": counts UDP datagrams to port `port` read from the device.
  * - "write": writes `count` UDP packets from `peer4` to the device's IPv4 address.
+ * - "inject": writes each line of stdin, a packet in hex, into the device, reporting
+ *   `injected-N` after the Nth, until stdin ends.
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
@@ -34,7 +36,7 @@ import {
 } from "./packets.ts";
 
 export interface TunChildConfig {
-  readonly mode: "echo" | "open" | "try" | "hold" | "respond" | "count" | "write";
+  readonly mode: "echo" | "open" | "try" | "hold" | "respond" | "count" | "write" | "inject";
   readonly options: TunOptions;
   /** "try": each is opened (and closed) in turn, and the outcome reported; `options` is unused. */
   readonly tries?: readonly TunOptions[];
@@ -290,6 +292,22 @@ async function write(tun: Tun, config: TunChildConfig): Promise<Record<string, u
   };
 }
 
+/** Writes each hex line of stdin into the device, until stdin ends. */
+async function inject(tun: Tun): Promise<void> {
+  tun.onPacket(() => {});
+  let injected = 0;
+  await new Promise<void>((resolve) => {
+    const lines = createInterface({ input: process.stdin });
+    lines.on("line", (line) => {
+      const hex = line.trim();
+      if (hex === "") return;
+      tun.write(Uint8Array.from(hex.match(/../g) ?? [], (byte) => Number.parseInt(byte, 16)));
+      report(`injected-${++injected}`);
+    });
+    lines.on("close", resolve);
+  });
+}
+
 /** Packets the kernel took in from the device (its receive counter). */
 function rxPackets(name: string): number {
   // `ip netns exec` mounts a sysfs that shows this namespace's devices.
@@ -335,6 +353,7 @@ async function main(): Promise<void> {
   } else if (config.mode === "respond") result = await respond(tun, config);
   else if (config.mode === "count") result = await count(tun, config);
   else if (config.mode === "write") result = await write(tun, config);
+  else if (config.mode === "inject") await inject(tun);
   const start = performance.now();
   await tun.close();
   await tun.close(); // idempotent

@@ -65,6 +65,7 @@ import {
   isUnicastCandidate,
   type PeerState,
   sameEndpoint,
+  uniqueEndpoints,
   virtualPeerKey,
 } from "./peer-state.ts";
 import { computeRoutes, type Routes } from "./routes.ts";
@@ -1278,22 +1279,13 @@ export class Mesh {
   /** Where others may reach us: our listen addresses, then where peers saw us, newest first. */
   #selfCandidates(): Endpoint[] {
     const now = this.#clock.now();
-    const seen = new Set<string>();
-    const out: Endpoint[] = [];
     const reflexive = [...this.#reflexive.values()]
       .filter((r) => now - r.seenMs < REFLEXIVE_TTL_MS)
       .sort((a, b) => b.seenMs - a.seenMs)
       .map((r) => r.endpoint);
     // Room is kept for the reflexive ones: across NATs they are what works.
     const local = this.#advertise.slice(0, MAX_CANDIDATES - MAX_REFLEXIVE);
-    for (const endpoint of [...local, ...reflexive]) {
-      const key = endpointKey(endpoint);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push(endpoint);
-      if (out.length >= MAX_CANDIDATES) break;
-    }
-    return out;
+    return uniqueEndpoints([...local, ...reflexive], MAX_CANDIDATES);
   }
 
   /**

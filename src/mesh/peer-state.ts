@@ -118,14 +118,22 @@ export function virtualPeerKey(endpoint: Endpoint): PeerKey | undefined {
  * what it offered for punching, what the operator configured, what it advertised.
  */
 export function candidateEndpoints(peer: PeerState, limit: number): Endpoint[] {
+  return uniqueEndpoints(
+    [
+      ...(peer.observed ? [peer.observed] : []),
+      ...peer.offered,
+      ...peer.configured,
+      ...peer.advertised,
+    ],
+    limit,
+  );
+}
+
+/** The first `limit` endpoints of `list`, each once, in order. */
+export function uniqueEndpoints(list: readonly Endpoint[], limit: number): Endpoint[] {
   const seen = new Set<string>();
   const out: Endpoint[] = [];
-  for (const e of [
-    ...(peer.observed ? [peer.observed] : []),
-    ...peer.offered,
-    ...peer.configured,
-    ...peer.advertised,
-  ]) {
+  for (const e of list) {
     const k = endpointKey(e);
     if (seen.has(k)) continue;
     seen.add(k);

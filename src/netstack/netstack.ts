@@ -251,6 +251,10 @@ export class Netstack implements Tun {
       this.#drop(`ipv4-${ip.error}`);
       return;
     }
+    if (!isUnicastSource(ip.source)) {
+      this.#drop("bad-source");
+      return;
+    }
     if (!this.#isOurs(ip.destination)) {
       this.#drop("not-for-us");
       return;
@@ -287,6 +291,10 @@ export class Netstack implements Tun {
     const ip = decodeIpv6(bytes);
     if (isDecodeError(ip)) {
       this.#drop(`ipv6-${ip.error}`);
+      return;
+    }
+    if (!isUnicastSource(ip.source)) {
+      this.#drop("bad-source");
       return;
     }
     if (!this.#isOurs(ip.destination)) {
@@ -419,6 +427,22 @@ export class Netstack implements Tun {
   #drop(reason: string): void {
     this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
   }
+}
+
+/**
+ * May `address` be a packet's source? Not for IPv4 0.0.0.0/8, loopback 127.0.0.0/8,
+ * multicast or reserved 224.0.0.0 and above (RFC 1122 §3.2.1.3 asks a host to discard
+ * these silently); not for IPv6 the unspecified ::, loopback ::1 (RFC 4291 §2.5.2,
+ * §2.5.3) or multicast ff00::/8 (§2.7). Answering any of them would answer no one host.
+ */
+function isUnicastSource(address: Uint8Array): boolean {
+  if (address.length === IPV4_BYTES) {
+    const first = address[0]!;
+    return first !== 0 && first !== 127 && first < 224;
+  }
+  if (address[0] === 0xff) return false;
+  const last = address[IPV6_BYTES - 1]!;
+  return !(address.subarray(0, IPV6_BYTES - 1).every((byte) => byte === 0) && last <= 1);
 }
 
 function assertPort(port: number, name: string): void {

@@ -18,11 +18,16 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { parseIp } from "../../src/net/ip.ts";
-import { PROTOCOL_ICMP, PROTOCOL_TCP, PROTOCOL_UDP } from "../../src/netstack/constants.ts";
+import {
+  PROTOCOL_ICMP,
+  PROTOCOL_ICMPV6,
+  PROTOCOL_TCP,
+  PROTOCOL_UDP,
+} from "../../src/netstack/constants.ts";
 import { isDecodeError } from "../../src/netstack/decode-error.ts";
-import { encodeIcmpv4Echo } from "../../src/netstack/icmp.ts";
+import { decodeIcmpv6, encodeIcmpv4Echo, encodeIcmpv6Echo } from "../../src/netstack/icmp.ts";
 import { decodeIpv4, encodeIpv4 } from "../../src/netstack/ipv4.ts";
-import { decodeIpv6 } from "../../src/netstack/ipv6.ts";
+import { decodeIpv6, encodeIpv6 } from "../../src/netstack/ipv6.ts";
 import { Netstack, type UdpReceived } from "../../src/netstack/netstack.ts";
 import { decodeTcp } from "../../src/netstack/tcp-header.ts";
 import { NO_FLAGS, type TcpSegment } from "../../src/netstack/tcp-segment.ts";
@@ -215,6 +220,27 @@ describe("Netstack as a host", () => {
       },
       encodeIcmpv4Echo({ kind: "echo-reply", identifier: 1, sequence: 1, data: new Uint8Array() }),
     );
+    const fromMulticast = encodeIpv4(
+      {
+        source: parseIp("224.0.0.1")!,
+        destination: parseIp("10.40.0.3")!,
+        protocol: PROTOCOL_ICMP,
+      },
+      encodeIcmpv4Echo({
+        kind: "echo-request",
+        identifier: 1,
+        sequence: 1,
+        data: new Uint8Array(),
+      }),
+    );
+    const fromLoopback6 = encodeIpv6(
+      { source: parseIp("::1")!, destination: parseIp("fd00::3")!, protocol: PROTOCOL_ICMPV6 },
+      encodeIcmpv6Echo(
+        { kind: "echo-request", identifier: 1, sequence: 1, data: new Uint8Array() },
+        parseIp("::1")!,
+        parseIp("fd00::3")!,
+      ),
+    );
     const badUdp = UDP4.slice();
     badUdp[30]! ^= 1;
     for (const packet of [
@@ -224,6 +250,8 @@ describe("Netstack as a host", () => {
       unknown,
       badUdp,
       replyToUs,
+      fromMulticast,
+      fromLoopback6,
       new Uint8Array([0x10]),
       new Uint8Array(),
     ]) {
@@ -238,8 +266,9 @@ describe("Netstack as a host", () => {
       "udp-bad-checksum": 1,
       "icmp-not-echo-request": 1,
       "not-ip": 2,
+      "bad-source": 2,
     });
-    assert.equal(stack.counters().received, 8);
+    assert.equal(stack.counters().received, 10);
   });
 
   test("a handler that throws is counted, not thrown into the mesh", () => {
@@ -315,7 +344,7 @@ describe("Netstack wired to another", () => {
 
 describe("Netstack as the Tun of a mesh peer", () => {
   test("a peer pings it and exchanges UDP with it through the simulated mesh", async () => {
-    const stack = new Netstack({ addresses: ["10.0.0.2"] });
+    const stack = new Netstack({ addresses: ["10.0.0.2", "fd00::2"] });
     const sim = createMeshSim({
       crypto: native,
       seed: 20261128,
@@ -325,11 +354,17 @@ describe("Netstack as the Tun of a mesh peer", () => {
     const [host, userspace] = sim.peers as [(typeof sim.peers)[0], (typeof sim.peers)[0]];
     host.mesh.addPeer({
       publicKey: userspace.publicKey,
-      allowedIps: [{ address: parseIp("10.0.0.2")!, prefixLength: 32 }],
+      allowedIps: [
+        { address: parseIp("10.0.0.2")!, prefixLength: 32 },
+        { address: parseIp("fd00::2")!, prefixLength: 128 },
+      ],
     });
     userspace.mesh.addPeer({
       publicKey: host.publicKey,
-      allowedIps: [{ address: parseIp("10.0.0.1")!, prefixLength: 32 }],
+      allowedIps: [
+        { address: parseIp("10.0.0.1")!, prefixLength: 32 },
+        { address: parseIp("fd00::1")!, prefixLength: 128 },
+      ],
     });
     sim.run(3_000);
 
@@ -363,6 +398,42 @@ describe("Netstack as the Tun of a mesh peer", () => {
     assert.ok(!isDecodeError(datagram), "its UDP checksum holds");
     assert.deepEqual([datagram.sourcePort, datagram.destinationPort], [7, 40000]);
     assert.deepEqual(datagram.payload, text("echo me"));
+
+    // The stack starts a conversation: a datagram from it reaches the host's Tun.
+    host.tun.written.length = 0;
+    stack.sendUdp(5000, "10.0.0.1", 6000, text("hello host"));
+    sim.run(1_000);
+    const initiated = host.tun.written
+      .map((packet) => parseIpv4(packet))
+      .find((p) => p?.protocol === PROTOCOL_UDP);
+    assert.ok(initiated !== undefined, "the stack's datagram reached the host");
+    assert.equal(initiated.source, "10.0.0.2");
+    assert.deepEqual(initiated.payload.subarray(8), text("hello host"));
+
+    // IPv6: the host pings fd00::2 (a request built with the codecs, the reply checked by them).
+    const host6 = parseIp("fd00::1")!;
+    const stack6 = parseIp("fd00::2")!;
+    const echo6 = {
+      kind: "echo-request" as const,
+      identifier: 9,
+      sequence: 4,
+      data: text("ping6"),
+    };
+    host.tun.written.length = 0;
+    host.tun.inject(
+      encodeIpv6(
+        { source: host6, destination: stack6, protocol: PROTOCOL_ICMPV6 },
+        encodeIcmpv6Echo(echo6, host6, stack6),
+      ),
+    );
+    sim.run(1_000);
+    const reply6 = decodeIpv6(host.tun.written[0] ?? new Uint8Array());
+    assert.ok(
+      !isDecodeError(reply6),
+      `an IPv6 packet reached the host: ${JSON.stringify(stack.counters())}`,
+    );
+    const message6 = decodeIcmpv6(reply6.payload, reply6.source, reply6.destination);
+    assert.deepEqual({ ...message6 }, { ...echo6, kind: "echo-reply" });
     await sim.close();
   });
 });

@@ -16,6 +16,8 @@
  * It holds no clock and no timers: TCP's timers belong to the connection state machine
  * that plugs in through `onTcp` and `sendTcp`. Fragments are dropped (no reassembly yet).
  */
+import { type Clock, systemClock } from "../clock.ts";
+import { TokenBuckets } from "../mesh/token-buckets.ts";
 import { formatIp, IPV4_BYTES, IPV6_BYTES, parseIp } from "../net/ip.ts";
 import type { PacketHandler, Tun } from "../net/tun.ts";
 import { PROTOCOL_ICMP, PROTOCOL_ICMPV6, PROTOCOL_TCP, PROTOCOL_UDP } from "./constants.ts";
@@ -33,6 +35,12 @@ export const NETSTACK_DEFAULT_MTU_BYTES = 1420;
 /** Where `bindUdp(0, …)` picks a port: the IANA dynamic range (RFC 6335 §6). */
 const EPHEMERAL_FIRST_PORT = 49152;
 const EPHEMERAL_LAST_PORT = 65535;
+/**
+ * ICMP errors we send, per destination (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f)): 10 a
+ * second with a burst of 10, so a scan of closed ports cannot turn us into an amplifier.
+ */
+export const NETSTACK_ICMP_ERRORS_PER_SECOND = 10;
+const ICMP_ERROR_BURST = 10;
 
 export interface NetstackOptions {
   /** Our addresses, IPv4 and/or IPv6, such as "10.40.0.2" or "fd00::2" (a "/len" is ignored). */
@@ -41,6 +49,8 @@ export interface NetstackOptions {
   readonly name?: string;
   /** The largest IP packet we send or expect; 1420 by default. */
   readonly mtuBytes?: number;
+  /** Time for rate limiting ICMP errors; the system clock by default. */
+  readonly clock?: Pick<Clock, "now">;
 }
 
 /** A UDP datagram delivered to a bound port. Its bytes stay valid after the call. */
@@ -105,10 +115,16 @@ export class Netstack implements Tun {
   #udpDelivered = 0;
   #tcpDelivered = 0;
   readonly #drops = new Map<string, number>();
+  readonly #clock: Pick<Clock, "now">;
+  readonly #errorLimiter = new TokenBuckets<string>(
+    NETSTACK_ICMP_ERRORS_PER_SECOND,
+    ICMP_ERROR_BURST,
+  );
 
   /** Throws `RangeError` for an address that does not parse, none at all, or a bad MTU. */
   constructor(options: NetstackOptions) {
     this.name = options.name ?? "netstack";
+    this.#clock = options.clock ?? systemClock;
     this.mtuBytes = options.mtuBytes ?? NETSTACK_DEFAULT_MTU_BYTES;
     if (!Number.isInteger(this.mtuBytes) || this.mtuBytes < 68 || this.mtuBytes > 0xffff) {
       throw new RangeError(
@@ -347,7 +363,9 @@ export class Netstack implements Tun {
       if (handler === undefined) {
         this.#drop("udp-port-unreachable");
         const error = portUnreachable(packet, source, destination);
-        if (error !== undefined) this.#emit(error);
+        if (error === undefined) return;
+        if (this.#errorLimiter.take(formatIp(source), this.#clock.now())) this.#emit(error);
+        else this.#drop("icmp-error-rate-limited");
         return;
       }
       this.#udpDelivered++;

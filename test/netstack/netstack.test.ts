@@ -28,10 +28,15 @@ import { isDecodeError } from "../../src/netstack/decode-error.ts";
 import { decodeIcmpv6, encodeIcmpv4Echo, encodeIcmpv6Echo } from "../../src/netstack/icmp.ts";
 import { decodeIpv4, encodeIpv4 } from "../../src/netstack/ipv4.ts";
 import { decodeIpv6, encodeIpv6 } from "../../src/netstack/ipv6.ts";
-import { Netstack, type UdpReceived } from "../../src/netstack/netstack.ts";
+import {
+  NETSTACK_ICMP_ERRORS_PER_SECOND,
+  Netstack,
+  type UdpReceived,
+} from "../../src/netstack/netstack.ts";
 import { decodeTcp } from "../../src/netstack/tcp-header.ts";
 import { NO_FLAGS, type TcpSegment } from "../../src/netstack/tcp-segment.ts";
 import { decodeUdp } from "../../src/netstack/udp.ts";
+import { VirtualClock } from "../../src/sim/virtual-clock.ts";
 import { createMeshSim } from "../helpers/mesh-sim.ts";
 import { icmpEchoRequest, parseIpv4, udpPacket } from "../helpers/packets.ts";
 import { providers } from "../helpers/providers.ts";
@@ -122,6 +127,29 @@ describe("Netstack as a host", () => {
     assertSameBytes(sent[0], UNREACH4, "ICMP port unreachable");
     assertSameBytes(sent[1], UNREACH6, "ICMPv6 port unreachable");
     assert.equal(stack.counters().drops["udp-port-unreachable"], 2);
+  });
+
+  test("port unreachable errors are rate limited per destination", () => {
+    const clock = new VirtualClock();
+    const stack = new Netstack({ addresses: ["10.40.0.3", "fd00::3"], clock });
+    const sent: Uint8Array[] = [];
+    stack.onPacket((packet) => sent.push(packet));
+    for (let i = 0; i < NETSTACK_ICMP_ERRORS_PER_SECOND + 5; i++) stack.write(UDP4);
+    assert.equal(sent.length, NETSTACK_ICMP_ERRORS_PER_SECOND, "a burst, then silence");
+    assert.equal(stack.counters().drops["icmp-error-rate-limited"], 5);
+    stack.write(UDP6);
+    assert.equal(
+      sent.length,
+      NETSTACK_ICMP_ERRORS_PER_SECOND + 1,
+      "another destination has its own bucket",
+    );
+    clock.advance(1_000);
+    stack.write(UDP4);
+    assert.equal(
+      sent.length,
+      NETSTACK_ICMP_ERRORS_PER_SECOND + 2,
+      "a second later it may answer again",
+    );
   });
 
   test("sendUdp builds datagrams from our address of the destination's version", () => {

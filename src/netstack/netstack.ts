@@ -20,7 +20,15 @@ import { type Clock, systemClock } from "../clock.ts";
 import { TokenBuckets } from "../mesh/token-buckets.ts";
 import { formatIp, IPV4_BYTES, IPV6_BYTES, parseIp } from "../net/ip.ts";
 import type { PacketHandler, Tun } from "../net/tun.ts";
-import { PROTOCOL_ICMP, PROTOCOL_ICMPV6, PROTOCOL_TCP, PROTOCOL_UDP } from "./constants.ts";
+import {
+  IPV4_HEADER_BYTES,
+  IPV6_HEADER_BYTES,
+  PROTOCOL_ICMP,
+  PROTOCOL_ICMPV6,
+  PROTOCOL_TCP,
+  PROTOCOL_UDP,
+  TCP_MIN_HEADER_BYTES,
+} from "./constants.ts";
 import { isDecodeError } from "./decode-error.ts";
 import { decodeIcmpv4, decodeIcmpv6, encodeIcmpv4Echo, encodeIcmpv6Echo } from "./icmp.ts";
 import { decodeIpv4, encodeIpv4, isIpv4Fragment } from "./ipv4.ts";
@@ -247,6 +255,16 @@ export class Netstack implements Tun {
       );
     }
     return source;
+  }
+
+  /**
+   * The TCP MSS to announce for a connection with `destination` (RFC 9293 §3.7.1): our
+   * MTU less the IP header of its version and the 20-byte TCP header. Options sent with
+   * data come out of this too (RFC 6691).
+   */
+  tcpMssFor(destination: Uint8Array): number {
+    const ipHeaderBytes = destination.length === IPV4_BYTES ? IPV4_HEADER_BYTES : IPV6_HEADER_BYTES;
+    return this.mtuBytes - ipHeaderBytes - TCP_MIN_HEADER_BYTES;
   }
 
   /** A snapshot of what we have received, sent and dropped. */

@@ -213,6 +213,16 @@ describe("Netstack as a host", () => {
       [7, 0x01020305, true, true],
     );
     assert.throws(() => stack.sendTcp(synAck, source, destination), RangeError, "source not ours");
+    // A full-sized segment at the announced MSS fits the MTU exactly, over both versions.
+    assert.deepEqual([stack.tcpMssFor(source), stack.tcpMssFor(parseIp("fd00::2")!)], [1380, 1360]);
+    const full = { ...synAck, options: {}, payload: new Uint8Array(stack.tcpMssFor(source)) };
+    stack.sendTcp(full, destination, source);
+    assert.equal(sent.at(-1)!.length, stack.mtuBytes);
+    assert.throws(
+      () => stack.sendTcp({ ...full, payload: new Uint8Array(1381) }, destination, source),
+      RangeError,
+      "one byte more than the MSS does not fit",
+    );
   });
 
   test("counts what it cannot use by reason and never answers it", () => {

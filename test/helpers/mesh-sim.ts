@@ -10,6 +10,7 @@ import { toBase64 } from "../../src/crypto/index.ts";
 import type { PeerKey } from "../../src/mesh/gossip-state.ts";
 import { Mesh, type MeshOptions } from "../../src/mesh/mesh.ts";
 import type { Endpoint, PacketConn } from "../../src/net/packet-conn.ts";
+import type { Tun } from "../../src/net/tun.ts";
 import { ChannelTun } from "../../src/sim/channel-tun.ts";
 import { type LinkOptions, SimNetwork } from "../../src/sim/network.ts";
 import { createRandom, type Random } from "../../src/sim/random.ts";
@@ -27,7 +28,10 @@ export interface SimPeer {
   readonly publicKey: Uint8Array;
   readonly key: PeerKey;
   mesh: Mesh;
-  /** The peer's Tun: inject IP packets to send, read what was delivered. */
+  /**
+   * The peer's Tun: inject IP packets to send, read what was delivered. Left unattached
+   * when `tunFor` gave the peer another Tun.
+   */
   tun: ChannelTun;
   alive: boolean;
   readonly received: { from: PeerKey; port: number; data: Uint8Array; broadcast: boolean }[];
@@ -48,6 +52,11 @@ export interface MeshSimOptions {
   readonly keepLogs?: boolean;
   /** Record every datagram each peer sends (costly at scale). */
   readonly recordSends?: boolean;
+  /**
+   * Another Tun for a peer's mesh (such as a userspace Netstack), asked at each start
+   * (again on `revive`); `undefined` keeps the peer's ChannelTun.
+   */
+  readonly tunFor?: (index: number) => Tun | undefined;
 }
 
 export interface MeshSim {
@@ -98,7 +107,7 @@ export function createMeshSim(options: MeshSimOptions): MeshSim {
       : socket;
     peer.tun = new ChannelTun({ mtuBytes: 1420 });
     peer.mesh = new Mesh({
-      tun: peer.tun,
+      tun: options.tunFor?.(peer.index) ?? peer.tun,
       crypto: options.crypto,
       clock,
       conn,

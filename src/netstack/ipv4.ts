@@ -1,0 +1,138 @@
+/**
+ * IPv4 headers (RFC 791 §3.1) for the userspace stack: decode with the header checksum
+ * checked and options skipped (their length honoured), encode without options.
+ *
+ * Fragments are recognised, not reassembled: `decodeIpv4` reports the fragment fields and
+ * the netstack drops fragments (counted as "fragment"). Peers send whole packets within
+ * the tunnel MTU, so reassembly (RFC 791 §3.2, RFC 815) is left for later.
+ */
+import { internetChecksum } from "../net/checksum.ts";
+import { IPV4_BYTES } from "../net/ip.ts";
+import { DEFAULT_HOP_LIMIT, IPV4_HEADER_BYTES } from "./constants.ts";
+import { type DecodeError, decodeError } from "./decode-error.ts";
+
+const VERSION = 4;
+const MAX_TOTAL_BYTES = 0xffff;
+const FLAG_DONT_FRAGMENT = 0x4000;
+const FLAG_MORE_FRAGMENTS = 0x2000;
+const FRAGMENT_OFFSET_MASK = 0x1fff;
+const FRAGMENT_UNIT_BYTES = 8;
+const CHECKSUM_OFFSET = 10;
+
+export interface Ipv4Packet {
+  /** Header length in bytes, options included: 20 to 60. */
+  readonly headerBytes: number;
+  readonly typeOfService: number;
+  readonly identification: number;
+  readonly dontFragment: boolean;
+  readonly moreFragments: boolean;
+  /** Where this fragment's data starts in the datagram: the field times 8. */
+  readonly fragmentOffsetBytes: number;
+  readonly timeToLive: number;
+  readonly protocol: number;
+  /** A view into the packet. */
+  readonly source: Uint8Array;
+  /** A view into the packet. */
+  readonly destination: Uint8Array;
+  /** The data after the header up to the total length (link padding past it dropped); a view. */
+  readonly payload: Uint8Array;
+}
+
+/** What `encodeIpv4` writes; omitted fields take the defaults named. */
+export interface Ipv4HeaderFields {
+  readonly source: Uint8Array;
+  readonly destination: Uint8Array;
+  readonly protocol: number;
+  /** 64 by default. */
+  readonly timeToLive?: number;
+  /** 0 by default. */
+  readonly typeOfService?: number;
+  /** 0 by default (RFC 6864 §4.1: any value will do on an atomic datagram). */
+  readonly identification?: number;
+  /** True by default: we send atomic datagrams and rely on path MTU discovery. */
+  readonly dontFragment?: boolean;
+}
+
+/** Is this packet a fragment (More Fragments set or a non-zero offset)? */
+export function isIpv4Fragment(packet: Ipv4Packet): boolean {
+  return packet.moreFragments || packet.fragmentOffsetBytes !== 0;
+}
+
+/**
+ * The IPv4 packet in `bytes`, or why not: "truncated", "not-ipv4", "bad-header-length",
+ * "bad-total-length", "bad-checksum", "bad-fragment". Never throws for any bytes.
+ *
+ * @example
+ * ```ts
+ * const packet = decodeIpv4(bytes);
+ * if (!isDecodeError(packet) && packet.protocol === PROTOCOL_UDP) handle(packet.payload);
+ * ```
+ */
+export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
+  if (bytes.length < IPV4_HEADER_BYTES) return decodeError("truncated");
+  if (bytes[0]! >> 4 !== VERSION) return decodeError("not-ipv4");
+  const headerBytes = (bytes[0]! & 0x0f) * 4;
+  if (headerBytes < IPV4_HEADER_BYTES || headerBytes > bytes.length) {
+    return decodeError("bad-header-length");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, headerBytes);
+  const totalBytes = view.getUint16(2);
+  if (totalBytes < headerBytes || totalBytes > bytes.length) return decodeError("bad-total-length");
+  if (internetChecksum(bytes.subarray(0, headerBytes)) !== 0) return decodeError("bad-checksum");
+  const flagsAndOffset = view.getUint16(6);
+  const moreFragments = (flagsAndOffset & FLAG_MORE_FRAGMENTS) !== 0;
+  const fragmentOffsetBytes = (flagsAndOffset & FRAGMENT_OFFSET_MASK) * FRAGMENT_UNIT_BYTES;
+  const dataBytes = totalBytes - headerBytes;
+  if (fragmentOffsetBytes + dataBytes > MAX_TOTAL_BYTES) return decodeError("bad-fragment");
+  return {
+    headerBytes,
+    typeOfService: bytes[1]!,
+    identification: view.getUint16(4),
+    dontFragment: (flagsAndOffset & FLAG_DONT_FRAGMENT) !== 0,
+    moreFragments,
+    fragmentOffsetBytes,
+    timeToLive: bytes[8]!,
+    protocol: bytes[9]!,
+    source: bytes.subarray(12, 12 + IPV4_BYTES),
+    destination: bytes.subarray(16, 16 + IPV4_BYTES),
+    payload: bytes.subarray(headerBytes, totalBytes),
+  };
+}
+
+/**
+ * A 20-byte IPv4 header with its checksum, followed by `payload`. Throws `RangeError`
+ * for addresses that are not 4 bytes or a packet over 65535 bytes.
+ *
+ * @example
+ * ```ts
+ * const packet = encodeIpv4({ source, destination, protocol: PROTOCOL_UDP }, udp);
+ * ```
+ */
+export function encodeIpv4(fields: Ipv4HeaderFields, payload: Uint8Array): Uint8Array {
+  assertAddress(fields.source, "source");
+  assertAddress(fields.destination, "destination");
+  const totalBytes = IPV4_HEADER_BYTES + payload.length;
+  if (totalBytes > MAX_TOTAL_BYTES) {
+    throw new RangeError(`Expected an IPv4 packet of at most 65535 bytes, got ${totalBytes}`);
+  }
+  const packet = new Uint8Array(totalBytes);
+  const view = new DataView(packet.buffer);
+  packet[0] = (VERSION << 4) | (IPV4_HEADER_BYTES / 4);
+  packet[1] = fields.typeOfService ?? 0;
+  view.setUint16(2, totalBytes);
+  view.setUint16(4, fields.identification ?? 0);
+  view.setUint16(6, (fields.dontFragment ?? true) ? FLAG_DONT_FRAGMENT : 0);
+  packet[8] = fields.timeToLive ?? DEFAULT_HOP_LIMIT;
+  packet[9] = fields.protocol;
+  packet.set(fields.source, 12);
+  packet.set(fields.destination, 16);
+  view.setUint16(CHECKSUM_OFFSET, internetChecksum(packet.subarray(0, IPV4_HEADER_BYTES)));
+  packet.set(payload, IPV4_HEADER_BYTES);
+  return packet;
+}
+
+function assertAddress(address: Uint8Array, name: string): void {
+  if (!(address instanceof Uint8Array) || address.length !== IPV4_BYTES) {
+    throw new RangeError(`Expected "${name}" to be 4 bytes`);
+  }
+}

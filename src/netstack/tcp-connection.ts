@@ -517,7 +517,10 @@ export class TcpConnection {
       this.stats.outOfWindow++;
       if (!f.rst) {
         if (this.#state === "TIME-WAIT" && f.fin) this.#restartTimeWait();
-        this.#sendAck();
+        // A pure ACK answered by a pure ACK could ping-pong forever (an ACK storm, RFC
+        // 5961 §5): those answers share the challenge-ACK rate limit.
+        if (length === 0) this.#challengeAck();
+        else this.#sendAck();
       } else {
         this.stats.resetsIgnored++;
       }
@@ -824,7 +827,7 @@ export class TcpConnection {
       }
       // Sender-side silly window avoidance: no small segment while others are in flight.
       if (length < unsent && length < this.#sendMss && inFlight > 0) break;
-      this.#sendSegmentAt(this.#sndNxt);
+      this.#sendSegmentAt(this.#sndNxt, length);
       const fin = finPending && length === Math.max(0, unsent);
       this.#sndNxt = seqAdd(this.#sndNxt, length + (fin ? 1 : 0));
       if (seqGt(this.#sndNxt, this.#sndMax)) {
@@ -886,8 +889,10 @@ export class TcpConnection {
       this.#sendSegmentAt(this.#iss);
       return;
     }
+    // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT, a pure ACK from there would
+    // fall before the peer's RCV.NXT and be dropped with the news it carries.
     this.#emit({
-      seq: this.#sndNxt,
+      seq: this.#sndMax,
       ack: this.#rcvNxt,
       flags: flags({ ack: true }),
       window: this.#scaledWindowField(),

@@ -147,6 +147,8 @@ export interface PairOptions {
   readonly link: LinkOptions;
   readonly client?: Partial<TcpConnectionOptions>;
   readonly server?: Partial<TcpConnectionOptions>;
+  /** Gets a line per segment carried, for debugging a failing seed. */
+  readonly trace?: (line: string) => void;
 }
 
 export interface Pair {
@@ -172,7 +174,11 @@ export function connectPair(random: Random, options: PairOptions): Pair {
   const listener = new TcpListener({ onConnection: () => {} });
 
   function carry(s: TcpSegment, deliver: (s: TcpSegment) => void): void {
-    if (random.next() < link.loss) return;
+    const lost = random.next() < link.loss;
+    options.trace?.(
+      `${clock.now().toFixed(1)} ${s.sourcePort}>${s.destinationPort} ${flagNames(s)} seq=${s.seq} ack=${s.ack} win=${s.window} len=${s.payload.length}${lost ? " LOST" : ""}`,
+    );
+    if (lost) return;
     const copies = random.next() < link.duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const delay = link.delayMs + random.next() * link.jitterMs;

@@ -491,13 +491,24 @@ export class TcpConnection {
     }
   }
 
-  #receiveSynchronized(seg: TcpSegment): void {
-    const f = seg.flags;
-    // A retransmitted SYN in SYN-RECEIVED means our SYN+ACK was lost.
-    if (this.#state === "SYN-RECEIVED" && f.syn && !f.ack && !f.rst && seg.seq === this.#irs) {
-      this.#sendSegmentAt(this.#iss);
-      return;
+  #receiveSynchronized(segment: TcpSegment): void {
+    let seg = segment;
+    if (
+      this.#state === "SYN-RECEIVED" &&
+      seg.flags.syn &&
+      !seg.flags.rst &&
+      seg.seq === this.#irs
+    ) {
+      if (!seg.flags.ack) {
+        // A retransmitted SYN: our SYN+ACK was lost.
+        this.#sendSegmentAt(this.#iss);
+        return;
+      }
+      // Simultaneous open (RFC 9293 Figure 7): the peer's SYN+ACK repeats the SYN we
+      // took already; what is new is its ACK, so go on without the SYN.
+      seg = { ...seg, seq: seqAdd(seg.seq, 1), flags: { ...seg.flags, syn: false } };
     }
+    const f = seg.flags;
     // 1. Sequence number check (RFC 9293 §3.10.7.4, first).
     const window = this.#receiveWindow();
     const length = seg.payload.length + (f.syn ? 1 : 0) + (f.fin ? 1 : 0);
@@ -518,8 +529,9 @@ export class TcpConnection {
       if (!f.rst) {
         if (this.#state === "TIME-WAIT" && f.fin) this.#restartTimeWait();
         // A pure ACK answered by a pure ACK could ping-pong forever (an ACK storm, RFC
-        // 5961 §5): those answers share the challenge-ACK rate limit.
-        if (length === 0) this.#challengeAck();
+        // 5961 §5), and a SYN gets a challenge ACK whatever its number (RFC 5961 §4.2):
+        // those answers share the challenge-ACK rate limit.
+        if (length === 0 || f.syn) this.#challengeAck();
         else this.#sendAck();
       } else {
         this.stats.resetsIgnored++;

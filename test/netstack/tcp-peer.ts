@@ -147,6 +147,8 @@ export interface PairOptions {
   readonly link: LinkOptions;
   readonly client?: Partial<TcpConnectionOptions>;
   readonly server?: Partial<TcpConnectionOptions>;
+  /** Drops the segments for which it returns true (on top of random loss). */
+  readonly drop?: (segment: TcpSegment, toServer: boolean) => boolean;
   /** Gets a line per segment carried, for debugging a failing seed. */
   readonly trace?: (line: string) => void;
 }
@@ -174,7 +176,7 @@ export function connectPair(random: Random, options: PairOptions): Pair {
   const listener = new TcpListener({ onConnection: () => {} });
 
   function carry(s: TcpSegment, deliver: (s: TcpSegment) => void): void {
-    const lost = random.next() < link.loss;
+    const lost = random.next() < link.loss || (options.drop?.(s, deliver === atServer) ?? false);
     options.trace?.(
       `${clock.now().toFixed(1)} ${s.sourcePort}>${s.destinationPort} ${flagNames(s)} seq=${s.seq} ack=${s.ack} win=${s.window} len=${s.payload.length}${lost ? " LOST" : ""}`,
     );

@@ -327,6 +327,7 @@ describe("TcpConnection", () => {
     pair.client.write(new Uint8Array(100));
     pair.clock.advance(first);
     assert.equal(pair.client.stats.timeouts, 1);
+    assert.equal(pair.client.congestionWindow, pair.client.sendMss, "cwnd falls to one segment");
     assert.equal(pair.client.rtoMs, first * 2);
     pair.clock.advance(first * 2);
     assert.equal(pair.client.stats.timeouts, 2);
@@ -339,6 +340,39 @@ describe("TcpConnection", () => {
       pair.client.stats.timeouts,
       16,
       "15 retransmissions, then the 16th timeout gives up",
+    );
+  });
+
+  test("Karn: an ACK of retransmitted data gives no RTT sample, so the backed-off RTO stays", () => {
+    let dropped = false;
+    const pair = established({
+      drop: (s, toServer) => {
+        if (!toServer || s.payload.length === 0 || dropped) return false;
+        dropped = true;
+        return true;
+      },
+    });
+    const first = pair.client.rtoMs;
+    pair.client.write(new Uint8Array(100));
+    pair.clock.advance(first + 100);
+    assert.equal(pair.client.stats.timeouts, 1);
+    assert.equal(pair.client.writableBytes, 256 * 1024, "the retransmission was acknowledged");
+    assert.equal(pair.client.rtoMs, first * 2, "no sample from the retransmitted segment");
+    pair.client.write(new Uint8Array(100));
+    pair.clock.advance(100);
+    assert.ok(pair.client.rtoMs < first * 2, "a fresh segment's sample ends the backoff");
+  });
+
+  test("slow start begins at the RFC 5681 initial window and grows per ACK", () => {
+    const pair = established();
+    const mss = pair.client.sendMss;
+    assert.equal(pair.client.congestionWindow, Math.min(4 * mss, Math.max(2 * mss, 4380)));
+    readAll(pair.srv, []);
+    pair.client.write(new Uint8Array(50_000));
+    pair.clock.advance(1000);
+    assert.ok(
+      pair.client.congestionWindow >= 50_000 / 2,
+      `cwnd grew to ${pair.client.congestionWindow}`,
     );
   });
 

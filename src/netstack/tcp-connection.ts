@@ -217,7 +217,9 @@ export class TcpConnection {
   #sendMss = DEFAULT_SEND_MSS_BYTES;
   #sackPermitted = false;
   /** Bytes written and not yet acknowledged: [#sendHead, #sendHead + #sendLength). */
-  readonly #sendBuffer: Uint8Array;
+  /** Grows on demand up to #sendCapacity, so idle and half-open connections stay small. */
+  #sendBuffer = new Uint8Array(0);
+  readonly #sendCapacity: number;
   #sendHead = 0;
   #sendLength = 0;
   /** The sequence number of the first buffered byte. */
@@ -262,6 +264,23 @@ export class TcpConnection {
   #challengeCount = 0;
 
   private constructor(options: TcpConnectionOptions) {
+    for (const [title, value, min] of [
+      ["localPort", options.localPort, 0],
+      ["remotePort", options.remotePort, 0],
+      ["sendBufferBytes", options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, 1],
+      ["receiveBufferBytes", options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES, 1],
+    ] as const) {
+      if (!Number.isInteger(value) || value < min) {
+        throw new RangeError(
+          `Expected "${title}" to be an integer of ${min} or more, got ${value}`,
+        );
+      }
+    }
+    if ((options.receiveBufferBytes ?? 0) > MAX_WINDOW_FIELD << MAX_WINDOW_SCALE) {
+      throw new RangeError(
+        `Expected "receiveBufferBytes" to be at most ${MAX_WINDOW_FIELD << MAX_WINDOW_SCALE}, got ${options.receiveBufferBytes}`,
+      );
+    }
     this.#clock = options.clock;
     this.#send = options.send;
     this.#localPort = options.localPort;
@@ -274,7 +293,7 @@ export class TcpConnection {
       options.ipVersion ?? 4,
     );
     this.#sackEnabled = options.sack ?? true;
-    this.#sendBuffer = new Uint8Array(options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES);
+    this.#sendCapacity = options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
     this.#receiveCapacity = options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES;
     this.#rcvScale = windowScaleFor(this.#receiveCapacity);
     this.#iss = options.randomUint32() >>> 0;
@@ -333,7 +352,7 @@ export class TcpConnection {
   /** Bytes that `write` would accept now. */
   get writableBytes(): number {
     if (!this.#canWrite()) return 0;
-    return this.#sendBuffer.length - this.#sendLength;
+    return this.#sendCapacity - this.#sendLength;
   }
 
   /** Bytes waiting for `read`. */
@@ -364,8 +383,16 @@ export class TcpConnection {
     const room = this.writableBytes;
     const n = Math.min(room, bytes.length);
     if (n === 0) return 0;
-    const buffer = this.#sendBuffer;
-    if (this.#sendHead + this.#sendLength + n > buffer.length) {
+    let buffer = this.#sendBuffer;
+    const needed = this.#sendLength + n;
+    if (needed > buffer.length) {
+      const grown = new Uint8Array(
+        Math.min(this.#sendCapacity, Math.max(needed, 2 * buffer.length, 4096)),
+      );
+      grown.set(buffer.subarray(this.#sendHead, this.#sendHead + this.#sendLength));
+      this.#sendBuffer = buffer = grown;
+      this.#sendHead = 0;
+    } else if (this.#sendHead + needed > buffer.length) {
       buffer.copyWithin(0, this.#sendHead, this.#sendHead + this.#sendLength);
       this.#sendHead = 0;
     }

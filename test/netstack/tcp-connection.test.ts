@@ -409,6 +409,50 @@ describe("TcpConnection", () => {
     assert.equal(pair.client.stats.timeouts, 0);
   });
 
+  test("a 3 s blackout mid-transfer: the stream resumes, completes byte-exact, and cwnd regrows", () => {
+    let blackout = false;
+    const pair = established({ drop: () => blackout });
+    const got: Uint8Array[] = [];
+    readAll(pair.srv, got);
+    const data = createRandom(13).bytes(2_000_000);
+    let written = pair.client.write(data);
+    pair.client.setEvents({
+      onWritable: () => {
+        written += pair.client.write(data.subarray(written));
+      },
+    });
+    pair.clock.advance(300);
+    const before = concat(got).length;
+    assert.ok(before > 0 && before < data.length, "the transfer is under way");
+    blackout = true;
+    pair.clock.advance(3000);
+    assert.equal(pair.client.congestionWindow, pair.client.sendMss, "timeouts collapsed cwnd");
+    blackout = false;
+    pair.clock.advance(60_000);
+    assert.deepEqual(concat(got), data);
+    assert.ok(
+      pair.client.congestionWindow > 10 * pair.client.sendMss,
+      `cwnd regrew to ${pair.client.congestionWindow}`,
+    );
+    assert.equal(pair.client.state, "ESTABLISHED");
+  });
+
+  test("bad options throw RangeError naming the option", () => {
+    const base = {
+      clock: new VirtualClock(),
+      send: () => {},
+      randomUint32: () => 1,
+      localPort: 1,
+      remotePort: 2,
+    };
+    assert.throws(() => TcpConnection.connect({ ...base, sendBufferBytes: 0 }), /sendBufferBytes/);
+    assert.throws(
+      () => TcpConnection.connect({ ...base, receiveBufferBytes: 2 ** 31 }),
+      /receiveBufferBytes/,
+    );
+    assert.throws(() => TcpConnection.connect({ ...base, localPort: 1.5 }), /localPort/);
+  });
+
   test("window scaling lets more than 64 KiB be in flight", () => {
     let maxInFlight = 0;
     let highest = 0;

@@ -259,6 +259,7 @@ export class TcpConnection {
   #cancelTimeWait: CancelTimer | undefined;
   #cancelKeepalive: CancelTimer | undefined;
   #keepaliveProbes = 0;
+  #unansweredProbes = 0;
   #unackedSegments = 0;
   #challengeWindowStartMs = Number.NEGATIVE_INFINITY;
   #challengeCount = 0;
@@ -469,6 +470,7 @@ export class TcpConnection {
   receive(segment: TcpSegment): void {
     if (this.#state === "CLOSED" || this.#state === "LISTEN") return;
     this.stats.segmentsReceived++;
+    this.#unansweredProbes = 0;
     if (this.#state === "SYN-SENT") {
       this.#receiveInSynSent(segment);
       return;
@@ -791,7 +793,10 @@ export class TcpConnection {
     for (const chunk of this.#reassembly.take(this.#rcvNxt)) this.#deliver(chunk);
     if (!fin && this.#pendingFinSeq !== undefined && this.#pendingFinSeq === this.#rcvNxt)
       fin = true;
-    if (payload.length > 0 || hadGap) this.#events.onReadable?.();
+    if (payload.length > 0 || hadGap) {
+      this.#events.onReadable?.();
+      if (this.#state === "CLOSED") return; // the application aborted from its handler
+    }
     if (fin) {
       this.#receiveFin();
       return;
@@ -1031,6 +1036,12 @@ export class TcpConnection {
     this.#rttSeq = undefined; // Karn: no RTT sample from retransmitted data
     this.stats.retransmissions++;
     if (persist) {
+      // A peer that answers probes may keep its window shut forever (RFC 9293 §3.8.6.1);
+      // one that stopped answering altogether is gone.
+      if (++this.#unansweredProbes > MAX_DATA_RETRANSMISSIONS) {
+        this.#enterClosed("timeout");
+        return;
+      }
       this.#sendSegmentAt(this.#sndUna, 1, false);
       this.#startRetransmitTimer();
       return;

@@ -181,6 +181,42 @@ describe("TcpConnection", () => {
     assert.deepEqual(concat(got), data);
   });
 
+  test("a zero-window peer that stops answering probes is given up on", () => {
+    let gone = false;
+    const pair = established({
+      server: { receiveBufferBytes: 4096 },
+      drop: (_, toServer) => gone && toServer,
+    });
+    const reasons: string[] = [];
+    pair.client.setEvents({ onClosed: (r) => reasons.push(r) });
+    pair.client.write(new Uint8Array(20_000));
+    pair.clock.advance(5000);
+    assert.ok(pair.client.stats.windowProbes > 0, "probing the zero window");
+    pair.clock.advance(600_000);
+    assert.equal(pair.client.state, "ESTABLISHED", "an answering peer may hold its window shut");
+    gone = true;
+    pair.clock.advance(3_600_000);
+    assert.equal(pair.client.state, "CLOSED");
+    assert.deepEqual(reasons, ["timeout"]);
+  });
+
+  test("an application that aborts inside onReadable leaves the connection quietly CLOSED", () => {
+    const d = drive("ESTABLISHED");
+    d.connection.setEvents({ onReadable: () => d.connection.abort() });
+    d.connection.receive(
+      segment({
+        seq: PEER_ISS + 1,
+        ack: OUR_ISS + 1,
+        flags: { ack: true, fin: true },
+        payload: new Uint8Array(10),
+      }),
+    );
+    assert.equal(d.connection.state, "CLOSED");
+    assert.deepEqual(d.sent.map(flagNames), ["RST"]);
+    d.clock.advance(10_000);
+    assert.deepEqual(d.sent.map(flagNames), ["RST"], "no timer sends after CLOSED");
+  });
+
   test("delayed ACK: one segment waits 40 ms, a second is acknowledged at once", () => {
     const d = drive("ESTABLISHED");
     const data = (seq: number, n: number) =>

@@ -36,6 +36,7 @@ import {
   MAX_DATA_RETRANSMISSIONS,
   MAX_REASSEMBLY_SEGMENTS,
   MAX_SACK_BLOCKS,
+  MAX_SACK_SCOREBOARD_RANGES,
   MAX_SYN_RETRANSMISSIONS,
   MAX_WINDOW_FIELD,
   MAX_WINDOW_SCALE,
@@ -43,6 +44,7 @@ import {
 } from "./tcp-constants.ts";
 import { ReassemblyQueue } from "./tcp-reassembly.ts";
 import { addRttSample, backOff, createRtoEstimator, type RtoEstimator } from "./tcp-rto.ts";
+import { SackScoreboard } from "./tcp-sack-scoreboard.ts";
 import { NO_FLAGS, type TcpFlags, type TcpOptions, type TcpSegment } from "./tcp-segment.ts";
 import {
   seqAdd,
@@ -246,6 +248,9 @@ export class TcpConnection {
   #ssthresh = 0x7fffffff;
   #duplicateAcks = 0;
   #inRecovery = false;
+  /** With SACK: how far holes were resent in this recovery. */
+  #highRxt = 0;
+  readonly #scoreboard = new SackScoreboard(MAX_SACK_SCOREBOARD_RANGES);
   #recover: number;
 
   // RTT measurement (one timed segment at a time, Karn's rule) and timers.
@@ -625,6 +630,9 @@ export class TcpConnection {
       return false;
     }
     const window = seg.window << this.#sndScale;
+    if (this.#sackPermitted && seg.options.sack !== undefined) {
+      this.#scoreboard.update(seg.options.sack, seqMax(ack, this.#sndUna), this.#sndMax);
+    }
     if (seqGt(ack, this.#sndUna)) {
       this.#onNewAck(ack);
     } else if (
@@ -681,9 +689,10 @@ export class TcpConnection {
         this.#inRecovery = false;
         this.#duplicateAcks = 0;
       } else {
-        // Partial ACK: retransmit the next hole, deflate by what was acknowledged.
-        this.#sendSegmentAt(this.#sndUna);
-        this.stats.retransmissions++;
+        // Partial ACK: retransmit the next hole (unless SACK recovery resent it already),
+        // deflate by what was acknowledged.
+        if (seqGe(this.#sndUna, this.#highRxt)) this.#retransmit(this.#sndUna);
+        else this.#retransmitNextHole();
         this.#cwnd = Math.max(mss, this.#cwnd - acked + (acked >= mss ? mss : 0));
       }
     } else {
@@ -700,7 +709,9 @@ export class TcpConnection {
     this.#duplicateAcks++;
     const mss = this.#sendMss;
     if (this.#inRecovery) {
-      this.#cwnd += mss; // RFC 6582 §3.2 step 4: inflate for each segment that left
+      // Each duplicate ACK means a segment left the network: resend the next SACK hole
+      // in its place, or else inflate the window for new data (RFC 6582 §3.2 step 4).
+      if (!this.#retransmitNextHole()) this.#cwnd += mss;
       return;
     }
     // RFC 6582 §3.2 step 2: enter recovery only if this loss is past the last recovery point.
@@ -710,13 +721,29 @@ export class TcpConnection {
       this.#recover = this.#sndMax;
       this.#inRecovery = true;
       this.#rttSeq = undefined;
-      this.#sendSegmentAt(this.#sndUna);
+      this.#highRxt = this.#sndUna;
+      this.#retransmit(this.#sndUna);
       this.stats.fastRetransmits++;
-      this.stats.retransmissions++;
       this.#cwnd = this.#ssthresh + DUPLICATE_ACK_THRESHOLD * mss;
       this.#stopRetransmitTimer();
       this.#startRetransmitTimer();
     }
+  }
+
+  /** Resends up to one MSS at `seq` (within a hole when `end` is given). */
+  #retransmit(seq: number, end?: number): void {
+    const room = end === undefined ? this.#sendMss : Math.min(this.#sendMss, seqDiff(end, seq));
+    this.#sendSegmentAt(seq, room);
+    this.#highRxt = seqMax(this.#highRxt, seqAdd(seq, room));
+    this.stats.retransmissions++;
+  }
+
+  /** Resends the next hole the SACK scoreboard shows below SACKed data; false if none. */
+  #retransmitNextHole(): boolean {
+    const hole = this.#scoreboard.nextHole(seqMax(this.#highRxt, this.#sndUna));
+    if (hole === undefined) return false;
+    this.#retransmit(hole[0], hole[1]);
+    return true;
   }
 
   /** The handshake's ACK of our SYN: an RTT sample, and the SYN's timer stops. */
@@ -742,6 +769,7 @@ export class TcpConnection {
     if (this.#sendLength === 0) this.#sendHead = 0;
     this.#sendBufferSeq = seqAdd(this.#sendBufferSeq, dataAcked);
     this.#sndUna = ack;
+    this.#scoreboard.advance(ack);
     if (seqLt(this.#sndNxt, ack)) this.#sndNxt = ack;
     if (this.#finQueued && this.#sendLength === 0 && seqGt(ack, this.#finSeq()))
       this.#finAcked = true;
@@ -1030,6 +1058,7 @@ export class TcpConnection {
       this.#cwnd = mss;
       this.#recover = this.#sndMax;
       this.#inRecovery = false;
+      this.#scoreboard.clear(); // RFC 2018 §8: the receiver may have reneged
       this.#duplicateAcks = 0;
     }
     backOff(this.#rto);

@@ -50,6 +50,8 @@ export const DEFAULT_SEND_BUFFER_BYTES = 256 * 1024;
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 256 * 1024;
 /** Out-of-order segments kept per connection (bytes are bounded by the window already). */
 export const MAX_REASSEMBLY_SEGMENTS = 256;
+/** SACK ranges the sender remembers per connection (4 blocks per ACK, merged as they come). */
+export const MAX_SACK_SCOREBOARD_RANGES = 32;
 /** RFC 5961 §7: challenge ACKs per connection per second, so they cannot be amplified. */
 export const CHALLENGE_ACKS_PER_SECOND = 10;
 /** The path MTU assumed when none is configured: weft's TUN MTU. */

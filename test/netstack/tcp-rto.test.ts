@@ -1,9 +1,10 @@
-/** The RFC 6298 RTO estimator and the reassembly queue, on their own. */
+/** The RFC 6298 RTO estimator, the reassembly queue and the SACK scoreboard, on their own. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { ReassemblyQueue } from "../../src/netstack/tcp-reassembly.ts";
 import { addRttSample, backOff, createRtoEstimator } from "../../src/netstack/tcp-rto.ts";
+import { SackScoreboard } from "../../src/netstack/tcp-sack-scoreboard.ts";
 import { seqAdd } from "../../src/netstack/tcp-sequence.ts";
 import { concat } from "./tcp-peer.ts";
 
@@ -85,5 +86,39 @@ describe("ReassemblyQueue", () => {
       [10, 12],
     ]);
     assert.deepEqual(q.sackBlocks(1), [[20, 21]]);
+  });
+});
+
+describe("SackScoreboard", () => {
+  test("merges blocks, ignores stale and unsent ones, and finds holes below SACKed data", () => {
+    const b = new SackScoreboard(8);
+    b.update(
+      [
+        [200, 300],
+        [400, 500],
+        [290, 350],
+        [50, 90], // below SND.UNA: stale
+        [600, 2000], // past SND.MAX: never sent
+      ],
+      100,
+      1000,
+    );
+    assert.deepEqual(b.ranges, [
+      [200, 350],
+      [400, 500],
+    ]);
+    assert.deepEqual(b.nextHole(100), [100, 200]);
+    assert.deepEqual(b.nextHole(250), [350, 400]);
+    assert.equal(b.nextHole(450), undefined, "nothing SACKed above: no hole");
+    b.advance(380);
+    assert.deepEqual(b.ranges, [[400, 500]]);
+    b.clear();
+    assert.deepEqual(b.ranges, []);
+  });
+
+  test("stays within its range bound", () => {
+    const b = new SackScoreboard(4);
+    for (let i = 0; i < 50; i++) b.update([[1000 + i * 10, 1005 + i * 10]], 0, 5000);
+    assert.equal(b.ranges.length, 4);
   });
 });

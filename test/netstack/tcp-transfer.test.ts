@@ -140,14 +140,15 @@ describe("TCP transfer over a simulated link", () => {
       const up = random.bytes(random.int(40_000));
       const down = random.bytes(random.int(10_000));
       const slowReadMs = random.next() < 0.3 ? 50 : 0;
+      const sack = random.next() < 0.7;
       const options: PairOptions = {
         link,
         ...(only ? { trace: (line: string) => console.log(line) } : {}),
-        client: { receiveBufferBytes, sendBufferBytes, pathMtuBytes: 576 + random.int(900) },
-        server: { receiveBufferBytes, sendBufferBytes },
+        client: { receiveBufferBytes, sendBufferBytes, sack, pathMtuBytes: 576 + random.int(900) },
+        server: { receiveBufferBytes, sendBufferBytes, sack },
       };
       const { pair, client, server } = transfer(seed, options, up, down, slowReadMs);
-      const context = `seed ${seed}, link ${JSON.stringify(link)}, buffers ${receiveBufferBytes}/${sendBufferBytes}, states ${pair.client.state}/${pair.server()?.state}, reasons ${client.closedReasons}/${server.closedReasons}, got ${concat(server.received).length}/${up.length} and ${concat(client.received).length}/${down.length}, stats ${JSON.stringify(pair.client.stats)} ${JSON.stringify(pair.server()?.stats)}`;
+      const context = `seed ${seed}, link ${JSON.stringify(link)}, buffers ${receiveBufferBytes}/${sendBufferBytes}, sack ${sack}, states ${pair.client.state}/${pair.server()?.state}, reasons ${client.closedReasons}/${server.closedReasons}, got ${concat(server.received).length}/${up.length} and ${concat(client.received).length}/${down.length}, stats ${JSON.stringify(pair.client.stats)} ${JSON.stringify(pair.server()?.stats)}`;
       assert.ok(server.ended && client.ended, `${context}: both saw the FIN`);
       assert.deepEqual(concat(server.received), up, `${context}: client to server`);
       assert.deepEqual(concat(client.received), down, `${context}: server to client`);

@@ -574,7 +574,11 @@ export class TcpConnection {
     }
     // 2. RST (RFC 5961 §3.2): exact match resets, anything else in window is challenged.
     if (f.rst) {
-      if (seg.seq === this.#rcvNxt) {
+      if (this.#state === "TIME-WAIT") {
+        // RFC 1337: a RST must not cut TIME-WAIT short, or old duplicates could reach a
+        // new incarnation of the connection.
+        this.stats.resetsIgnored++;
+      } else if (seg.seq === this.#rcvNxt) {
         this.#reset("reset");
       } else {
         this.stats.resetsIgnored++;

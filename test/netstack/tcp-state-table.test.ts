@@ -295,6 +295,14 @@ const ROWS: readonly Row[] = [
   },
   {
     from: "TIME-WAIT",
+    event: "RST at RCV.NXT (RFC 1337: ignored)",
+    act: (d) => peer(d, { seq: PEER_ISS + 2, flags: { rst: true } }),
+    to: "TIME-WAIT",
+    sends: [],
+    check: (_, d) => assert.equal(d.connection.stats.resetsIgnored, 1),
+  },
+  {
+    from: "TIME-WAIT",
     event: "2 MSL",
     act: (d) => d.clock.advance(2 * MSL_MS),
     to: "CLOSED",

@@ -376,6 +376,23 @@ export class TcpConnection {
     return this.#reassembly.bytes;
   }
 
+  /**
+   * Whether a SYN for this connection's 4-tuple may start a new connection although this
+   * one is in TIME-WAIT: its sequence number is past everything this incarnation received
+   * (RFC 9293 §3.10.7.4 note on TIME-WAIT; RFC 6191 without timestamps). The Netstack
+   * then ends this connection with `abort()` and hands the SYN to the listener; otherwise
+   * it passes the SYN to `receive`, which answers a challenge ACK.
+   */
+  acceptsNewSyn(syn: TcpSegment): boolean {
+    return (
+      this.#state === "TIME-WAIT" &&
+      syn.flags.syn &&
+      !syn.flags.ack &&
+      !syn.flags.rst &&
+      seqGt(syn.seq, this.#rcvNxt)
+    );
+  }
+
   /** Replaces the event handlers (a listener's connections get theirs after accept). */
   setEvents(events: TcpConnectionEvents): void {
     this.#events = events;

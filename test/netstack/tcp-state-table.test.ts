@@ -368,6 +368,21 @@ describe("TcpConnection state table", () => {
     assert.deepEqual(sent, []);
   });
 
+  test("TIME-WAIT lets a SYN past RCV.NXT start a new incarnation, not an old or lower one", () => {
+    const d = drive("TIME-WAIT");
+    const syn = (seq: number) => segment({ seq, flags: { syn: true } });
+    assert.equal(d.connection.acceptsNewSyn(syn(PEER_ISS + 100_000)), true);
+    assert.equal(d.connection.acceptsNewSyn(syn(PEER_ISS)), false);
+    assert.equal(
+      d.connection.acceptsNewSyn(segment({ seq: PEER_ISS + 9, flags: { syn: true, ack: true } })),
+      false,
+    );
+    assert.equal(drive("ESTABLISHED").connection.acceptsNewSyn(syn(PEER_ISS + 100_000)), false);
+    d.connection.abort();
+    assert.equal(d.connection.state, "CLOSED");
+    assert.deepEqual(d.sent, [], "no RST from TIME-WAIT");
+  });
+
   test("a SYN without options gives the default MSS of 536 and no window scaling", () => {
     const clock = new VirtualClock();
     const sent: TcpSegment[] = [];

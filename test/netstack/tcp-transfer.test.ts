@@ -78,7 +78,6 @@ function transfer(
   const pair = connectPair(random, options);
   const client = attach(pair, pair.client, toServer, random, slowReadMs);
   let server: Endpoint | undefined;
-  pair.listener;
   // The server connection appears when the SYN arrives; attach as soon as it exists.
   const watch = () => {
     const s = pair.server();

@@ -751,9 +751,12 @@ export class TcpConnection {
     }
   }
 
-  /** Resends up to one MSS at `seq` (within a hole when `end` is given). */
-  #retransmit(seq: number, end?: number): void {
-    const room = end === undefined ? this.#sendMss : Math.min(this.#sendMss, seqDiff(end, seq));
+  /** Resends up to one MSS at `seq`, not past `end` (a hole's end, or SND.MAX). */
+  #retransmit(seq: number, end = this.#sndMax): void {
+    // Never past SND.MAX: a window-limited segment may have been shorter than an MSS, and
+    // bytes never sent must go out through #transmit, or the peer's ACK of them would be
+    // refused as acknowledging something not yet sent.
+    const room = Math.min(this.#sendMss, seqDiff(end, seq));
     this.#sendSegmentAt(seq, room);
     this.#highRxt = seqMax(this.#highRxt, seqAdd(seq, room));
     this.stats.retransmissions++;

@@ -118,6 +118,11 @@ export interface TcpConnectionOptions {
   /** Off unless given. */
   readonly keepalive?: TcpKeepaliveOptions;
   readonly events?: TcpConnectionEvents;
+  /**
+   * The owner's hook (the Netstack's, to drop the 4-tuple) when the connection reaches
+   * CLOSED, after the application's `onClosed`; `setEvents` does not replace it.
+   */
+  readonly onRelease?: (reason: TcpCloseReason) => void;
 }
 
 /** Counters for what the connection did with odd input; all start at 0. */
@@ -188,6 +193,7 @@ export class TcpConnection {
   readonly #ourMss: number;
   readonly #sackEnabled: boolean;
   #events: TcpConnectionEvents;
+  readonly #onRelease: ((reason: TcpCloseReason) => void) | undefined;
   #state: TcpState = "CLOSED";
   readonly stats: TcpConnectionStats = {
     segmentsReceived: 0,
@@ -294,6 +300,7 @@ export class TcpConnection {
     this.#mslMs = options.mslMs ?? DEFAULT_MSL_MS;
     this.#keepalive = options.keepalive;
     this.#events = options.events ?? {};
+    this.#onRelease = options.onRelease;
     this.#ourMss = mssForPathMtu(
       options.pathMtuBytes ?? DEFAULT_PATH_MTU_BYTES,
       options.ipVersion ?? 4,
@@ -1269,5 +1276,6 @@ export class TcpConnection {
     this.#cancelTimeWait = undefined;
     this.#reassembly.clear();
     this.#events.onClosed?.(reason);
+    this.#onRelease?.(reason);
   }
 }

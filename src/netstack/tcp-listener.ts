@@ -124,7 +124,10 @@ export class TcpListener {
           release();
           this.#onConnection(connection!);
         },
-        onClosed: release,
+      },
+      onRelease: (reason) => {
+        release();
+        options.onRelease?.(reason);
       },
     });
     if (connection === undefined) {

@@ -88,6 +88,14 @@ describe("TcpConnection", () => {
     assert.deepEqual(states, { client: ["closed"], server: ["closed"] });
   });
 
+  test("onRelease reaches the owner even after the application replaced its events", () => {
+    const released: string[] = [];
+    const pair = established({ client: { onRelease: (r) => released.push(r) } });
+    pair.client.setEvents({});
+    pair.client.abort();
+    assert.deepEqual(released, ["aborted"]);
+  });
+
   test("abort resets the peer, which reports the reset and closes", () => {
     const pair = established();
     const events: string[] = [];
@@ -329,6 +337,7 @@ describe("TcpConnection", () => {
     let connections = 0;
     const listener = new TcpListener({ maxHalfOpen: 16, onConnection: () => connections++ });
     const open: TcpConnection[] = [];
+    let released = 0;
     for (let i = 0; i < 1000; i++) {
       const c = listener.receive(
         segment({ seq: i * 7919, sourcePort: 1024 + i, flags: { syn: true } }),
@@ -338,6 +347,9 @@ describe("TcpConnection", () => {
           randomUint32: () => i,
           localPort: 80,
           remotePort: 1024 + i,
+          onRelease: () => {
+            released++;
+          },
         },
       );
       if (c !== undefined) open.push(c);
@@ -351,6 +363,7 @@ describe("TcpConnection", () => {
       "unanswered SYN+ACKs give up",
     );
     assert.equal(listener.halfOpen, 0, "their slots are free again");
+    assert.equal(released, 16, "the owner heard of each release");
     assert.equal(connections, 0);
   });
 

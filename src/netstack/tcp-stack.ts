@@ -201,8 +201,20 @@ export class TcpStack {
   }
 
   /** The connections in the table and their states (for tests and status). */
-  connections(): { readonly key: string; readonly state: string }[] {
-    return [...this.#table].map(([key, c]) => ({ key, state: c.state }));
+  connections(): {
+    readonly key: string;
+    readonly state: string;
+    readonly readableBytes: number;
+    readonly writableBytes: number;
+    readonly stats: object;
+  }[] {
+    return [...this.#table].map(([key, c]) => ({
+      key,
+      state: c.state,
+      readableBytes: c.readableBytes,
+      writableBytes: c.writableBytes,
+      stats: { ...c.stats },
+    }));
   }
 
   /**

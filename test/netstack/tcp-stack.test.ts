@@ -270,8 +270,8 @@ describe("TcpStack between two Netstacks", () => {
         await writer.close();
       })(),
     );
-    p.clock.advance(0);
-    await runUntil(p.clock, () => false || p.clock.now() > 5_000, 6_000, "stall", 10);
+    // Nobody reads at the server for 5 virtual seconds.
+    await runUntil(p.clock, () => p.clock.now() > 5_000, 6_000, "stall", 10);
     const bound = sendBufferBytes + receiveBufferBytes + readHighWaterBytes + 8192;
     assert.ok(!writing.done(), "the writer is still blocked");
     assert.ok(accepted <= bound, `the writer got rid of ${accepted} bytes, bound ${bound}`);
@@ -343,7 +343,7 @@ describe("TcpStack between two Netstacks", () => {
     assert.ok(p.a.counters().loopbackSegments > 0, "segments looped back");
   });
 
-  test("a bound on connections refuses dials and SYNs beyond it", async () => {
+  test("a bound on connections refuses dials beyond it", async () => {
     const p = pair(8, { delayMs: 3, jitterMs: 0, loss: 0 }, { maxConnections: 2 });
     p.b.listen(80);
     const first = track(p.a.dial(B, 80));
@@ -356,6 +356,67 @@ describe("TcpStack between two Netstacks", () => {
     assert.equal(error.code, "EMFILE");
     assert.equal(p.a.counters().refusedForLimit, 1, "counted");
     assert.throws(() => p.b.listen(80), /EADDRINUSE/, "a second listener on a port");
+  });
+});
+
+describe("TcpStack limits and names", () => {
+  test("a stack at its bound answers further SYNs with a RST", async () => {
+    const p = pair(9, { delayMs: 3, jitterMs: 0, loss: 0 });
+    // A second TcpStack takes over stackB's TCP seam, with room for one connection.
+    const limited = new TcpStack(p.stackB, {
+      clock: p.clock,
+      randomUint32: () => p.random.int(0x1_0000_0000),
+      maxConnections: 1,
+    });
+    const server = limited.listen(80);
+    const first = track(p.a.dial(B, 80));
+    await runUntil(p.clock, first.done, 1_000, "first dial");
+    assert.equal(first.error(), undefined, "the first connection is made");
+    const second = track(p.a.dial(B, 80));
+    await runUntil(p.clock, second.done, 1_000, "second dial");
+    const error = second.error();
+    assert.ok(error instanceof TcpError, `the second dial failed with a TcpError: ${error}`);
+    assert.equal(error.code, "ECONNREFUSED");
+    assert.equal(limited.counters().refusedForLimit, 1, "the refusal is counted");
+    assert.equal(limited.connectionCount, 1, "the first connection stays");
+    server.close();
+  });
+
+  test("names go through the resolve hook; without one they fail with ENOTFOUND", async () => {
+    const p = pair(10, { delayMs: 3, jitterMs: 0, loss: 0 });
+    const asked: string[] = [];
+    const named = new TcpStack(p.stackA, {
+      clock: p.clock,
+      randomUint32: () => p.random.int(0x1_0000_0000),
+      resolve: async (name) => {
+        asked.push(name);
+        if (name === "b.weft") return B;
+        throw new Error("no such name");
+      },
+    });
+    p.b.listen(80);
+    const dialed = track(named.dial("b.weft", 80));
+    const unknown = track(named.dial("c.weft", 80));
+    const bare = track(p.a.dial("b.weft", 80));
+    const badPort = track(named.dial(B, 70_000));
+    await runUntil(
+      p.clock,
+      () => dialed.done() && unknown.done() && bare.done() && badPort.done(),
+      1_000,
+      "dials by name",
+    );
+    assert.equal(dialed.error(), undefined, "b.weft resolved and connected");
+    assert.equal(dialed.value().remoteAddress, B, "to the resolved address");
+    assert.deepEqual(asked, ["b.weft", "c.weft"], "the hook was asked for both names");
+    for (const [outcome, code] of [
+      [unknown, "ENOTFOUND"],
+      [bare, "ENOTFOUND"],
+      [badPort, "EINVAL"],
+    ] as const) {
+      const error = outcome.error();
+      assert.ok(error instanceof TcpError, `a TcpError, got ${String(error)}`);
+      assert.equal(error.code, code);
+    }
   });
 });
 

@@ -14,7 +14,9 @@
  * ```
  *
  * It holds no clock and no timers: TCP's timers belong to the connection state machine
- * that plugs in through `onTcp` and `sendTcp`. Fragments are dropped (no reassembly yet).
+ * that plugs in through `onTcp` and `sendTcp` (`new TcpStack(netstack, ...)` in
+ * tcp-stack.ts does, and offers `dial` and `listen`). Fragments are dropped (no
+ * reassembly yet).
  */
 import { type Clock, systemClock } from "../clock.ts";
 import { TokenBuckets } from "../mesh/token-buckets.ts";

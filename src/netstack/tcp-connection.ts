@@ -1031,7 +1031,15 @@ export class TcpConnection {
     const withAck = parts.flags.ack;
     let options = parts.options ?? {};
     if (withAck && !parts.flags.syn && this.#sackPermitted && this.#reassembly.pieces > 0) {
-      options = { ...options, sack: this.#reassembly.sackBlocks(MAX_SACK_BLOCKS) };
+      // Options count against the MSS (RFC 6691): a data segment carries only the SACK
+      // blocks (4 bytes + 8 each) that still fit, none on a full-size one, or the IP
+      // packet would outgrow the path MTU and never leave.
+      const payloadBytes = parts.payload?.length ?? 0;
+      const blocks =
+        payloadBytes === 0
+          ? MAX_SACK_BLOCKS
+          : Math.min(MAX_SACK_BLOCKS, Math.floor((this.#sendMss - payloadBytes - 4) / 8));
+      if (blocks > 0) options = { ...options, sack: this.#reassembly.sackBlocks(blocks) };
     }
     if (withAck) {
       this.#stopDelayedAck();

@@ -1,0 +1,35 @@
+/** The userspace TCP/IP stack (#10): what applications and the CLI use. */
+export {
+  NETSTACK_DEFAULT_MTU_BYTES,
+  Netstack,
+  type NetstackCounters,
+  type NetstackOptions,
+  type TcpHandler,
+  type UdpBinding,
+  type UdpHandler,
+  type UdpReceived,
+} from "./netstack.ts";
+export {
+  type TcpCloseReason,
+  TcpConnection,
+  type TcpConnectionEvents,
+  type TcpConnectionOptions,
+  type TcpKeepaliveOptions,
+  type TcpState,
+} from "./tcp-connection.ts";
+export { resetFor, TcpListener, type TcpListenerOptions } from "./tcp-listener.ts";
+export type { TcpFlags, TcpOptions, TcpSegment } from "./tcp-segment.ts";
+export {
+  DEFAULT_ACCEPT_BACKLOG,
+  DEFAULT_MAX_TCP_CONNECTIONS,
+  DEFAULT_READ_HIGH_WATER_BYTES,
+  type DialOptions,
+  type ListenOptions,
+  TcpError,
+  type TcpErrorCode,
+  type TcpServer,
+  TcpStack,
+  type TcpStackCounters,
+  type TcpStackOptions,
+  TcpStream,
+} from "./tcp-stack.ts";

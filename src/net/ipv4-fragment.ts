@@ -97,23 +97,46 @@ export interface Ipv4Header {
  * ```
  */
 export function readIpv4Header(packet: Uint8Array): Ipv4Header | undefined {
+  const header = parseIpv4Header(packet);
+  return "error" in header ? undefined : header;
+}
+
+/** Why a packet is not a well-formed IPv4 packet (the reasons `parseIpv4Header` gives). */
+export type Ipv4HeaderError =
+  | "truncated"
+  | "not-ipv4"
+  | "bad-header-length"
+  | "bad-total-length"
+  | "bad-checksum"
+  | "bad-options"
+  | "bad-fragment";
+
+/**
+ * `readIpv4Header` that says why a packet is refused, for callers that count drops by
+ * reason (the userspace stack). Never throws for any bytes.
+ */
+export function parseIpv4Header(
+  packet: Uint8Array,
+): Ipv4Header | { readonly error: Ipv4HeaderError } {
   assertBytes(packet, "packet");
-  if (packet.length < IPV4_MIN_HEADER_BYTES || packet[0]! >> 4 !== IPV4_VERSION) return undefined;
+  if (packet.length < IPV4_MIN_HEADER_BYTES) return { error: "truncated" };
+  if (packet[0]! >> 4 !== IPV4_VERSION) return { error: "not-ipv4" };
   const headerBytes = (packet[0]! & 0x0f) * 4;
-  if (headerBytes < IPV4_MIN_HEADER_BYTES || headerBytes > packet.length) return undefined;
+  if (headerBytes < IPV4_MIN_HEADER_BYTES || headerBytes > packet.length)
+    return { error: "bad-header-length" };
   const view = new DataView(packet.buffer, packet.byteOffset, headerBytes);
   const totalBytes = view.getUint16(IPV4_TOTAL_LENGTH_OFFSET);
-  if (totalBytes < headerBytes || totalBytes > packet.length) return undefined;
-  if (internetChecksum(packet.subarray(0, headerBytes)) !== 0) return undefined;
+  if (totalBytes < headerBytes || totalBytes > packet.length) return { error: "bad-total-length" };
+  if (internetChecksum(packet.subarray(0, headerBytes)) !== 0) return { error: "bad-checksum" };
   const options = packet.subarray(IPV4_MIN_HEADER_BYTES, headerBytes);
-  if (copiedOptions(options) === undefined) return undefined;
+  if (copiedOptions(options) === undefined) return { error: "bad-options" };
 
   const flagsAndOffset = view.getUint16(IPV4_FLAGS_AND_OFFSET_OFFSET);
   const moreFragments = (flagsAndOffset & IPV4_FLAG_MORE_FRAGMENTS) !== 0;
   const fragmentOffsetBytes = (flagsAndOffset & FRAGMENT_OFFSET_MASK) * IPV4_FRAGMENT_UNIT_BYTES;
   const dataBytes = totalBytes - headerBytes;
-  if (fragmentOffsetBytes + dataBytes > IPV4_MAX_DATAGRAM_BYTES) return undefined;
-  if (moreFragments && dataBytes % IPV4_FRAGMENT_UNIT_BYTES !== 0) return undefined;
+  if (fragmentOffsetBytes + dataBytes > IPV4_MAX_DATAGRAM_BYTES) return { error: "bad-fragment" };
+  if (moreFragments && dataBytes % IPV4_FRAGMENT_UNIT_BYTES !== 0) return { error: "bad-fragment" };
 
   return {
     headerBytes,

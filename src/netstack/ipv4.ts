@@ -8,15 +8,13 @@
  */
 import { internetChecksum } from "../net/checksum.ts";
 import { IPV4_BYTES } from "../net/ip.ts";
+import { parseIpv4Header } from "../net/ipv4-fragment.ts";
 import { DEFAULT_HOP_LIMIT, IPV4_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
 
 const VERSION = 4;
 const MAX_TOTAL_BYTES = 0xffff;
 const FLAG_DONT_FRAGMENT = 0x4000;
-const FLAG_MORE_FRAGMENTS = 0x2000;
-const FRAGMENT_OFFSET_MASK = 0x1fff;
-const FRAGMENT_UNIT_BYTES = 8;
 const CHECKSUM_OFFSET = 10;
 
 export interface Ipv4Packet {
@@ -60,7 +58,8 @@ export function isIpv4Fragment(packet: Ipv4Packet): boolean {
 
 /**
  * The IPv4 packet in `bytes`, or why not: "truncated", "not-ipv4", "bad-header-length",
- * "bad-total-length", "bad-checksum", "bad-fragment". Never throws for any bytes.
+ * "bad-total-length", "bad-checksum", "bad-options", "bad-fragment" (`parseIpv4Header`'s
+ * reasons). Never throws for any bytes.
  *
  * @example
  * ```ts
@@ -69,33 +68,21 @@ export function isIpv4Fragment(packet: Ipv4Packet): boolean {
  * ```
  */
 export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
-  if (bytes.length < IPV4_HEADER_BYTES) return decodeError("truncated");
-  if (bytes[0]! >> 4 !== VERSION) return decodeError("not-ipv4");
-  const headerBytes = (bytes[0]! & 0x0f) * 4;
-  if (headerBytes < IPV4_HEADER_BYTES || headerBytes > bytes.length) {
-    return decodeError("bad-header-length");
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, headerBytes);
-  const totalBytes = view.getUint16(2);
-  if (totalBytes < headerBytes || totalBytes > bytes.length) return decodeError("bad-total-length");
-  if (internetChecksum(bytes.subarray(0, headerBytes)) !== 0) return decodeError("bad-checksum");
-  const flagsAndOffset = view.getUint16(6);
-  const moreFragments = (flagsAndOffset & FLAG_MORE_FRAGMENTS) !== 0;
-  const fragmentOffsetBytes = (flagsAndOffset & FRAGMENT_OFFSET_MASK) * FRAGMENT_UNIT_BYTES;
-  const dataBytes = totalBytes - headerBytes;
-  if (fragmentOffsetBytes + dataBytes > MAX_TOTAL_BYTES) return decodeError("bad-fragment");
+  // One IPv4 header parser for the whole core: the one path MTU and ICMP errors use.
+  const header = parseIpv4Header(bytes);
+  if ("error" in header) return decodeError(header.error);
   return {
-    headerBytes,
+    headerBytes: header.headerBytes,
     typeOfService: bytes[1]!,
-    identification: view.getUint16(4),
-    dontFragment: (flagsAndOffset & FLAG_DONT_FRAGMENT) !== 0,
-    moreFragments,
-    fragmentOffsetBytes,
-    timeToLive: bytes[8]!,
-    protocol: bytes[9]!,
-    source: bytes.subarray(12, 12 + IPV4_BYTES),
-    destination: bytes.subarray(16, 16 + IPV4_BYTES),
-    payload: bytes.subarray(headerBytes, totalBytes),
+    identification: header.identification,
+    dontFragment: header.dontFragment,
+    moreFragments: header.moreFragments,
+    fragmentOffsetBytes: header.fragmentOffsetBytes,
+    timeToLive: header.timeToLive,
+    protocol: header.protocol,
+    source: header.source,
+    destination: header.destination,
+    payload: bytes.subarray(header.headerBytes, header.totalBytes),
   };
 }
 

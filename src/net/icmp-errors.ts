@@ -27,7 +27,7 @@
  * Rate limiting (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f)) is the caller's: these functions
  * are pure and keep no state.
  */
-import { internetChecksum, onesComplementSum } from "./checksum.ts";
+import { internetChecksum } from "./checksum.ts";
 import type { IpPrefix } from "./ip.ts";
 import {
   IPV4_CHECKSUM_OFFSET,
@@ -44,6 +44,7 @@ import {
   IPV4_VERSION,
   readIpv4Header,
 } from "./ipv4-fragment.ts";
+import { pseudoHeaderSum } from "./pseudo-header.ts";
 
 // ICMP (RFC 792) and its errors (RFC 1122 §3.2.2, RFC 1812 §4.3.2.7).
 /** IP protocol number of ICMP. */
@@ -468,13 +469,14 @@ function ipv6UpperLayer(packet: Uint8Array, totalBytes: number): Ipv6UpperLayer 
   }
 }
 
-/** RFC 8200 §8.1: source, destination, upper-layer length (32 bits), zeros, next header. */
+/** The ICMPv6 pseudo-header sum (RFC 8200 §8.1) for the addresses of `packet`. */
 function ipv6PseudoHeaderSum(packet: Uint8Array, upperLayerBytes: number): number {
-  const pseudo = new Uint8Array(2 * IPV6_BYTES + 8);
-  pseudo.set(packet.subarray(IPV6_SOURCE_OFFSET, IPV6_DESTINATION_OFFSET + IPV6_BYTES));
-  new DataView(pseudo.buffer).setUint32(2 * IPV6_BYTES, upperLayerBytes);
-  pseudo[pseudo.length - 1] = NEXT_HEADER_ICMPV6;
-  return onesComplementSum(pseudo);
+  return pseudoHeaderSum(
+    packet.subarray(IPV6_SOURCE_OFFSET, IPV6_SOURCE_OFFSET + IPV6_BYTES),
+    packet.subarray(IPV6_DESTINATION_OFFSET, IPV6_DESTINATION_OFFSET + IPV6_BYTES),
+    NEXT_HEADER_ICMPV6,
+    upperLayerBytes,
+  );
 }
 
 /**

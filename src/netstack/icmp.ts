@@ -5,6 +5,7 @@
  * ICMPv6's adds the IPv6 pseudo-header (RFC 4443 §2.3).
  */
 import { internetChecksum } from "../net/checksum.ts";
+import { upperLayerChecksum } from "../net/pseudo-header.ts";
 import {
   ICMP_ECHO_REPLY,
   ICMP_ECHO_REQUEST,
@@ -14,7 +15,6 @@ import {
   PROTOCOL_ICMPV6,
 } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
-import { upperLayerChecksum } from "./pseudo-header.ts";
 
 const CHECKSUM_OFFSET = 2;
 

@@ -9,6 +9,7 @@
  */
 import { internetChecksum } from "../net/checksum.ts";
 import { IPV4_BYTES } from "../net/ip.ts";
+import { upperLayerChecksum } from "../net/pseudo-header.ts";
 import {
   ICMP_CODE_PORT_UNREACHABLE,
   ICMP_DESTINATION_UNREACHABLE,
@@ -24,7 +25,6 @@ import {
 } from "./constants.ts";
 import { encodeIpv4 } from "./ipv4.ts";
 import { encodeIpv6 } from "./ipv6.ts";
-import { upperLayerChecksum } from "./pseudo-header.ts";
 
 /**
  * The port unreachable error for `original` (the offending IP packet, up to its IP length)

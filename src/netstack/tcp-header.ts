@@ -9,9 +9,10 @@
  * permitted with timestamps, NOP plus window scale, NOPs before SACK blocks) so 4-byte
  * fields stay aligned, and pads with End of Option List to a multiple of 4 bytes.
  */
+
+import { upperLayerChecksum } from "../net/pseudo-header.ts";
 import { PROTOCOL_TCP, TCP_MAX_HEADER_BYTES, TCP_MIN_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
-import { upperLayerChecksum } from "./pseudo-header.ts";
 import type { TcpFlags, TcpOptions, TcpSegment } from "./tcp-segment.ts";
 
 // Option kinds (IANA "TCP Option Kind Numbers") and their lengths.

@@ -4,9 +4,9 @@
  * means "none" and is accepted; over IPv6 it is refused (RFC 8200 §8.1).
  */
 import { IPV6_BYTES } from "../net/ip.ts";
+import { upperLayerChecksum } from "../net/pseudo-header.ts";
 import { PROTOCOL_UDP, UDP_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
-import { upperLayerChecksum } from "./pseudo-header.ts";
 
 const CHECKSUM_OFFSET = 6;
 const MAX_UDP_BYTES = 0xffff;

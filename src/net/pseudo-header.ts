@@ -4,8 +4,8 @@
  * 16-bit upper-layer length; for IPv6 (RFC 8200 §8.1) source, destination, the 32-bit
  * upper-layer length, three zero bytes and the next header.
  */
-import { internetChecksum, onesComplementSum } from "../net/checksum.ts";
-import { IPV4_BYTES, IPV6_BYTES } from "../net/ip.ts";
+import { internetChecksum, onesComplementSum } from "./checksum.ts";
+import { IPV4_BYTES, IPV6_BYTES } from "./ip.ts";
 
 /**
  * The ones' complement sum of the pseudo-header for an upper layer of `upperLayerBytes`

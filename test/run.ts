@@ -29,7 +29,10 @@ interface Outcome {
  * A runner that hangs (a lost esbuild service under tsx has been seen to leave Node
  * waiting forever) must fail the run, not stall CI: each step is killed after this.
  */
-const STEP_TIMEOUT_MS = 10 * 60_000;
+// Node's step takes about 6 minutes; with one stalled file (180 s, then its rerun) it
+// must still finish, so the limit leaves room for that (a 10-minute limit killed such a
+// run on 2026-11-28 before the rerun could happen).
+const STEP_TIMEOUT_MS = 20 * 60_000;
 
 /** Runs a command with output streamed through and captured; never rejects. */
 function run(command: string, args: string[], env: Record<string, string> = {}): Promise<Outcome> {
@@ -145,10 +148,10 @@ function nodeArgs(files: string[]): string[] {
     "tsx",
     "--test",
     // A test that leaves a handle open must not keep its file's process alive, and a
-    // test that hangs fails after 5 minutes instead of stalling the run. (Force-exit
+    // test that hangs fails after 3 minutes instead of stalling the run. (Force-exit
     // also cuts file reporters short, so the summary is read from the spec output.)
     "--test-force-exit",
-    "--test-timeout=300000",
+    "--test-timeout=180000",
     "--test-reporter=spec",
     ...files,
   ];
@@ -157,7 +160,7 @@ function nodeArgs(files: string[]): string[] {
 /**
  * Files whose process Node's runner gave up on without a single result from it: a file
  * that passes in about 30 s alone has, about once in twenty full runs on a busy machine,
- * reported nothing for 300 s (cause not found; see the README's Tests section).
+ * reported nothing for its whole timeout (cause not found; see the README's Tests section).
  */
 function stalledNodeFiles(output: string): string[] {
   const stalled = /^✖ (\S+\.test\.ts) \([\d.]+ms\)\n\s+'test timed out after \d+ms'/gm;
@@ -176,7 +179,7 @@ async function runNode(files: string[]): Promise<RuntimeResult> {
   let total: Counts = { ...counts, failed: 0 };
   for (const file of stalled) {
     console.log(
-      `\n== node: ${relative(ROOT, file)} reported nothing for 300 s; running it once more, alone`,
+      `\n== node: ${relative(ROOT, file)} reported nothing for 180 s; running it once more, alone`,
     );
     const retry = await run(process.execPath, nodeArgs([file]));
     const retried = parseNode(retry.output);

@@ -15,6 +15,7 @@ import {
   DEFAULT_METRICS,
   DEFAULT_MTU,
   DEFAULT_PORT,
+  DEFAULT_SOCKS5,
   DEFAULT_TUN_NAME,
   type RawUpOptions,
 } from "./daemon/config.ts";
@@ -60,7 +61,25 @@ function withUpOptions(command: Command): Command {
     )
     .option("--tun <name>", "TUN device name", DEFAULT_TUN_NAME)
     .option("--no-tun", "no TUN device: carry only the mesh's own traffic (no root needed)")
-    .option("--mtu <bytes>", "MTU of the TUN device", String(DEFAULT_MTU))
+    .option("--mtu <bytes>", "MTU of the TUN device or userspace stack", String(DEFAULT_MTU))
+    .option(
+      "--userspace",
+      "no TUN: the overlay address lives on a TCP/IP stack in weft (no root needed)",
+    )
+    .option(
+      "--socks5 <ip:port|off>",
+      `with --userspace: serve a SOCKS5 proxy into the mesh here (default ${DEFAULT_SOCKS5})`,
+    )
+    .option(
+      "--forward <[bind:]localport:host:port>",
+      "with --userspace: forward a local TCP port to a mesh service (repeatable)",
+      collect,
+    )
+    .option(
+      "--expose <[meshport:]localport>",
+      "with --userspace: serve a local TCP port on the overlay address (repeatable)",
+      collect,
+    )
     .option("--name <nickname>", "this peer's name in the mesh and in DNS (default: hostname)")
     .option("--range <cidr>", "a new mesh's address range (joiners take the mesh's)")
     .option("--ipalloc <mode>", "IPAM bootstrap: auto, seed, join, observer, consensus=N", "auto")

@@ -9,7 +9,7 @@ import { parseRange } from "../ipam/address.ts";
 import { DEFAULT_RANGE } from "../ipam/constants.ts";
 import { decodeToken } from "../membership/token.ts";
 import { DEFAULT_MULTICAST_PACKETS_PER_SECOND } from "../mesh/multicast.ts";
-import { parseEndpoint } from "../net/ip.ts";
+import { parseEndpoint, parseIp } from "../net/ip.ts";
 import { isLevel, type Level } from "./log.ts";
 import { parsePeerSpec } from "./peer-spec.ts";
 import { defaultStateDir } from "./state-dir.ts";
@@ -19,6 +19,8 @@ export const DEFAULT_TUN_NAME = "weft0";
 /** 1500-byte Ethernet minus IPv6 (40), UDP (8) and WireGuard (32) overheads, as wg-quick. */
 export const DEFAULT_MTU = 1420;
 export const DEFAULT_METRICS = "127.0.0.1:9586";
+/** Where `--userspace` serves SOCKS5 unless told otherwise (RFC 1928's customary port). */
+export const DEFAULT_SOCKS5 = "127.0.0.1:1080";
 
 /** How this peer's IPAM starts (see the README's IPAM section). */
 export type BootstrapMode =
@@ -35,6 +37,8 @@ export interface DaemonConfig {
   readonly listenAddress: string | undefined;
   /** The kernel TUN to bring up, or undefined to carry only the mesh's own traffic. */
   readonly tun: { readonly name: string; readonly mtu: number } | undefined;
+  /** The userspace TCP/IP stack instead of a TUN (`--userspace`), or undefined. */
+  readonly userspace: UserspaceConfig | undefined;
   readonly peers: readonly string[];
   /** An invite token to join a mesh with (ignored once this peer is a member of that mesh). */
   readonly join: string | undefined;
@@ -64,6 +68,17 @@ export interface DaemonConfig {
   readonly logJson: boolean;
 }
 
+/** `weft up --userspace`: the overlay address on a stack in this process (userspace.ts). */
+export interface UserspaceConfig {
+  readonly mtu: number;
+  /** Where the SOCKS5 proxy listens; undefined with `--socks5 off`. */
+  readonly socks5: { readonly address: string; readonly port: number } | undefined;
+  /** `--forward` specs: local TCP ports forwarded to mesh services. */
+  readonly forwards: readonly string[];
+  /** `--expose` specs: local TCP services offered on the overlay address. */
+  readonly exposes: readonly string[];
+}
+
 /** The options as the CLI hands them over: strings, unchecked. */
 export interface RawUpOptions {
   stateDir?: string;
@@ -71,6 +86,10 @@ export interface RawUpOptions {
   listen?: string;
   tun?: string | boolean;
   mtu?: string;
+  userspace?: boolean;
+  socks5?: string;
+  forward?: string[];
+  expose?: string[];
   peer?: string[];
   join?: string;
   range?: string;
@@ -115,6 +134,7 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
     const token = decodeToken(join);
     if (!token.ok) throw new Error(`Invalid invite token: ${token.error}`);
   }
+  const userspace = userspaceConfig(raw, mtu);
   const multicast = raw.multicast ?? "on";
   if (multicast !== "on" && multicast !== "off") {
     throw new Error(`Invalid --multicast "${multicast}": on or off`);
@@ -133,7 +153,8 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
     stateDir: raw.stateDir ?? env.WEFT_STATE_DIR ?? defaultStateDir(env),
     port,
     listenAddress: raw.listen,
-    tun: tunName === false ? undefined : { name: tunName, mtu },
+    tun: tunName === false || userspace !== undefined ? undefined : { name: tunName, mtu },
+    userspace,
     peers: raw.peer ?? [],
     join,
     range,
@@ -163,6 +184,47 @@ export function buildConfig(raw: RawUpOptions, env = process.env): DaemonConfig 
     logLevel,
     logJson: raw.json === true,
   };
+}
+
+function userspaceConfig(raw: RawUpOptions, mtu: number): UserspaceConfig | undefined {
+  if (raw.userspace !== true) {
+    for (const [option, given] of [
+      ["--socks5", raw.socks5 !== undefined],
+      ["--forward", (raw.forward ?? []).length > 0],
+      ["--expose", (raw.expose ?? []).length > 0],
+    ] as const) {
+      if (given) {
+        throw new Error(
+          `${option} needs --userspace (with a TUN, programs reach the mesh's addresses directly)`,
+        );
+      }
+    }
+    return undefined;
+  }
+  const socks5Text = raw.socks5 ?? DEFAULT_SOCKS5;
+  let socks5: UserspaceConfig["socks5"];
+  if (socks5Text !== "off") {
+    socks5 = parseIpPort(socks5Text);
+    if (socks5 === undefined) {
+      throw new Error(
+        `Invalid --socks5 "${socks5Text}": expected IP:PORT (port 0: any free) or off`,
+      );
+    }
+  }
+  return { mtu, socks5, forwards: raw.forward ?? [], exposes: raw.expose ?? [] };
+}
+
+/** `IP:PORT` or `[IPv6]:PORT` with port 0 to 65535 (0: the system picks), for local listeners. */
+export function parseIpPort(text: string): { address: string; port: number } | undefined {
+  const colon = text.lastIndexOf(":");
+  const host = text.slice(0, colon);
+  const port = text.slice(colon + 1);
+  const address = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (colon < 0 || !/^\d{1,5}$/.test(port) || Number(port) > 65535) return undefined;
+  if (parseIp(address) === undefined || (address.includes(":") && !host.startsWith("["))) {
+    return undefined;
+  }
+  return { address, port: Number(port) };
 }
 
 /** `auto`, `seed`, `join`, `observer` or `consensus=N`, in the manner of Weave's --ipalloc-init. */

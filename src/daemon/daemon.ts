@@ -42,6 +42,7 @@ import { Mesh } from "../mesh/mesh.ts";
 import type { MulticastCarrier } from "../mesh/multicast.ts";
 import { type IpPrefix, parseIp, parsePrefix } from "../net/ip.ts";
 import { type Endpoint, endpointKey, type PacketConn } from "../net/packet-conn.ts";
+import type { StreamListener } from "../net/stream.ts";
 import type { Runtime } from "../runtime.ts";
 import type { Store } from "../store.ts";
 import { VERSION } from "../version.ts";
@@ -76,6 +77,7 @@ import {
   readFileIfExists,
 } from "./state-dir.ts";
 import { UnderlayMtu } from "./underlay-mtu.ts";
+import { UserspaceNetwork, type UserspaceStatus } from "./userspace.ts";
 import type {
   AttachView,
   InvitationView,
@@ -137,6 +139,8 @@ export interface DaemonStatus {
   readonly peers: readonly PeerView[];
   /** Multicast and broadcast through the mesh: settings and counters. */
   readonly multicast?: MulticastStatus;
+  /** The userspace stack (`weft up --userspace`) once it is up: its services and counters. */
+  readonly userspace?: UserspaceStatus;
   /** Stock WireGuard clients reaching the mesh through this peer. */
   readonly leaves: readonly { name: string; publicKey: PeerKey; address: string }[];
 }
@@ -175,6 +179,7 @@ export class Daemon {
   #saved: SavedPeers;
   #address: Address | undefined;
   #dnsServer: DnsServer | undefined;
+  #userspace: UserspaceNetwork | undefined;
   #dnsEndpoint: string | undefined;
   #stopping: Promise<void> | undefined;
   /** Why the daemon stopped on its own, if it did: the CLI exits non-zero with it. */
@@ -428,12 +433,15 @@ export class Daemon {
     this.#log("info", "ipam", `overlay address ${address}/${this.#rangePrefix.prefixLength}`);
     try {
       if (this.config.tun) await this.#openTun(address);
+      else if (this.config.userspace) await this.#openUserspace(address);
       this.#registerOwnName(address);
       await this.#serveDns(address);
     } catch (error) {
       const message = (error as Error).message;
       this.#log("error", "daemon", message);
-      this.failure = this.config.tun ? `${message} (weft up --no-tun runs without a TUN)` : message;
+      this.failure = this.config.tun
+        ? `${message} (weft up --userspace or --no-tun runs without a TUN)`
+        : message;
       void this.stop("a part of the peer could not start");
     }
   }
@@ -456,6 +464,30 @@ export class Daemon {
       "tun",
       `${device.name} up with ${address}/${this.#rangePrefix.prefixLength}, MTU ${device.mtuBytes}`,
     );
+  }
+
+  /** `--userspace`: the overlay address on a stack in this process, and its services. */
+  async #openUserspace(address: string): Promise<void> {
+    const network = new UserspaceNetwork({
+      runtime: this.#runtime,
+      tun: this.#tun,
+      address,
+      mtuBytes: this.config.userspace!.mtu,
+      range: this.#rangePrefix,
+      lookup: (name) => this.dnsLookup(name).addresses,
+      log: (level, message) => this.#log(level, "userspace", message),
+    });
+    this.#userspace = network;
+    this.#log(
+      "info",
+      "userspace",
+      `userspace stack up with ${address}/${this.#rangePrefix.prefixLength}, MTU ${network.netstack.mtuBytes} (no TUN)`,
+    );
+  }
+
+  /** The userspace stack (`--userspace`), once this peer has its address. */
+  get userspace(): UserspaceNetwork | undefined {
+    return this.#userspace;
   }
 
   #registerOwnName(address: string): void {
@@ -481,14 +513,23 @@ export class Daemon {
       : address && this.config.tun
         ? { address, port: DNS_PORT }
         : undefined;
-    if (!listen) return;
     const runtime = this.#runtime;
-    const udp = await runtime.listenUdp(listen);
-    const tcp = await runtime.listenTcp(listen).catch(async (error) => {
-      await udp.close();
-      throw error;
-    });
-    const own = new Set([listen.address, address]);
+    let udp: PacketConn;
+    let tcp: StreamListener | undefined;
+    if (listen) {
+      udp = await runtime.listenUdp(listen);
+      tcp = await runtime.listenTcp(listen).catch(async (error) => {
+        await udp.close();
+        throw error;
+      });
+    } else if (address && this.#userspace) {
+      // Mesh peers ask a userspace peer on its overlay address, as they would a TUN peer.
+      udp = this.#userspace.udpConn(DNS_PORT);
+    } else {
+      return;
+    }
+    const served = listen ?? { address: address!, port: DNS_PORT };
+    const own = new Set([served.address, address]);
     const upstreams = parseResolvConf(readFileIfExists("/etc/resolv.conf") ?? "").filter(
       (server) => !own.has(server.address),
     );
@@ -511,8 +552,12 @@ export class Daemon {
               randomBytes: (n) => runtime.crypto.randomBytes(n),
             }),
     });
-    this.#dnsEndpoint = `${listen.address}:${udp.localPort}`;
-    this.#log("info", "dns", `serving ${this.config.domain} on ${this.#dnsEndpoint} (UDP and TCP)`);
+    this.#dnsEndpoint = `${served.address}:${udp.localPort}`;
+    this.#log(
+      "info",
+      "dns",
+      `serving ${this.config.domain} on ${this.#dnsEndpoint} (${tcp ? "UDP and TCP" : "UDP"})`,
+    );
   }
 
   /** Every member's IPAM ranges become its routes: the packet path's `ownerOf`. */
@@ -1023,6 +1068,7 @@ export class Daemon {
         uptimeSeconds: Math.round((this.#runtime.clock.now() - this.#startedMs) / 1000),
       },
       multicast: multicastStatus(this.multicast),
+      ...(this.#userspace ? { userspace: this.#userspace.status() } : {}),
       peers: mesh.peers.map((p) => ({
         publicKey: p.publicKey,
         nickname: p.nickname,
@@ -1096,6 +1142,7 @@ export class Daemon {
       await this.#dnsServer?.close();
       this.#joins.close();
       this.allocator.close();
+      await this.#userspace?.close();
       await this.mesh.close();
       await this.#tun.close();
       this.#unlock();

@@ -1,6 +1,7 @@
 /** `weft status` for people: this peer, then one line per member, like `wg show` meets `tailscale status`. */
 import type { DaemonStatus } from "./daemon.ts";
 import { formatMulticast } from "./multicast-glue.ts";
+import { formatUserspace } from "./userspace.ts";
 
 export function formatDaemonStatus(status: DaemonStatus): string {
   const self = status.self;
@@ -9,6 +10,7 @@ export function formatDaemonStatus(status: DaemonStatus): string {
     `  reachable at ${self.endpoints?.join(", ") || "(no endpoint known)"}`,
     `  weft ${self.version} on ${self.runtime}, UDP port ${self.port}, TUN ${self.tun ?? "none"}, DNS ${self.dns ?? "not served"} (${self.domain}), range ${self.range}, mesh ${self.meshId}`,
   ];
+  if (status.userspace) lines.push(formatUserspace(status.userspace));
   if (status.multicast) lines.push(formatMulticast(status.multicast));
   if (status.peers.length === 0) lines.push("  no peers yet");
   for (const p of status.peers) {

@@ -282,3 +282,14 @@ export function formatEndpoint(endpoint: HostPort): string {
   }
   return text;
 }
+
+/** Whether `address` (4 or 16 bytes) is inside `prefix`; false across IP versions. */
+export function prefixContains(prefix: IpPrefix, address: Uint8Array): boolean {
+  if (prefix.address.length !== address.length) return false;
+  let bits = prefix.prefixLength;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((prefix.address[i]! & mask) !== (address[i]! & mask)) return false;
+  }
+  return true;
+}

@@ -14,7 +14,7 @@
  * enough and TTL 0 is dropped.
  */
 import { internetChecksum } from "./checksum.ts";
-import { IPV4_BYTES, type IpPrefix } from "./ip.ts";
+import { IPV4_BYTES, type IpPrefix, prefixContains } from "./ip.ts";
 
 /** What a packet from the Tun is, as far as multicast goes. */
 export type MulticastKind =
@@ -156,15 +156,4 @@ function isBroadcast(destination: Uint8Array, broadcasts: readonly Uint8Array[])
       b[2] === destination[2] &&
       b[3] === destination[3],
   );
-}
-
-/** Whether `address` lies in `prefix` (same family, equal leading bits). */
-function prefixContains(prefix: IpPrefix, address: Uint8Array): boolean {
-  if (prefix.address.length !== address.length) return false;
-  let bits = prefix.prefixLength;
-  for (let i = 0; bits > 0; i++, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if ((prefix.address[i]! & mask) !== (address[i]! & mask)) return false;
-  }
-  return true;
 }

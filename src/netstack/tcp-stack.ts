@@ -49,7 +49,8 @@ export type TcpErrorCode =
   | "EADDRNOTAVAIL"
   | "EMFILE"
   | "EINVAL"
-  | "ENOTFOUND";
+  | "ENOTFOUND"
+  | "ENETUNREACH";
 
 export class TcpError extends Error {
   readonly code: TcpErrorCode;

@@ -83,7 +83,27 @@ export function renderMetrics(daemon: Daemon): string {
     ...Object.entries(multicast.dropped).map(
       ([reason, n]) => [{ layer: "multicast", reason }, n ?? 0] as const,
     ),
+    ...Object.entries(status.userspace?.drops ?? {}).map(
+      ([reason, n]) => [{ layer: "userspace", reason }, n] as const,
+    ),
   ]);
+  if (status.userspace) {
+    out.metric(
+      "weft_userspace_packets_total",
+      "counter",
+      "IP packets through the userspace stack (weft up --userspace).",
+      [
+        [{ direction: "in" }, status.userspace.received],
+        [{ direction: "out" }, status.userspace.sent],
+      ],
+    );
+    out.metric(
+      "weft_userspace_tcp_connections",
+      "gauge",
+      "TCP connections of the userspace stack, TIME-WAIT included.",
+      [[{}, status.userspace.tcpConnections]],
+    );
+  }
   out.metric("weft_multicast_packets_total", "counter", "Multicast and broadcast packets.", [
     [{ event: "sent" }, multicast.sent],
     [{ event: "delivered" }, multicast.delivered],

@@ -14,6 +14,7 @@ import { buildConfig } from "../../src/daemon/config.ts";
 import { Daemon } from "../../src/daemon/daemon.ts";
 import { formatDaemonStatus } from "../../src/daemon/format.ts";
 import { createLogger } from "../../src/daemon/log.ts";
+import { renderMetrics } from "../../src/daemon/metrics.ts";
 import { TcpError } from "../../src/netstack/index.ts";
 
 const runtime = await loadRuntime();
@@ -126,6 +127,10 @@ describe("weft up --userspace", () => {
     const status = a.status();
     assert.equal(status.userspace?.address, status.self.address);
     assert.match(formatDaemonStatus(status), /userspace stack \(no TUN\) on 10\.40\.\d+\.\d+/);
+    const metrics = renderMetrics(a);
+    assert.match(metrics, /^weft_userspace_tcp_connections \d+$/m);
+    const packetsIn = /^weft_userspace_packets_total\{direction="in"\} (\d+)$/m.exec(metrics);
+    assert.ok(Number(packetsIn?.[1]) > 100, `packets counted in the metrics: ${packetsIn?.[1]}`);
   });
 
   test("dials outside the mesh, to unknown names and to closed ports fail cleanly", async () => {

@@ -238,6 +238,15 @@ export function watched(listener: StreamListener, seen: StreamConn[]): StreamLis
   };
 }
 
+/** Polls `done` every 20 ms of real time; throws after `timeoutMs`. */
+export async function waitFor(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 /** Waits `ms` of real time. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

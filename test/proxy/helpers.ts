@@ -151,7 +151,8 @@ export class RawClient {
   closeError: Error | undefined;
   total = 0;
 
-  constructor(conn: StreamConn, keep = true) {
+  /** `autoEnd`: answer the peer's FIN with ours (most clients do); else stay half-open. */
+  constructor(conn: StreamConn, keep = true, autoEnd = true) {
     this.conn = conn;
     conn.onData((data) => {
       this.total += data.length;
@@ -161,7 +162,7 @@ export class RawClient {
     conn.onEnd(() => {
       // Like most clients: nothing more to say once the other side is done.
       this.ended = true;
-      conn.end();
+      if (autoEnd) conn.end();
       this.#wake();
     });
     conn.onClose((error) => {
@@ -171,8 +172,13 @@ export class RawClient {
     });
   }
 
-  static async dial(runtime: Runtime, port: number, keep = true): Promise<RawClient> {
-    return new RawClient(await runtime.dialTcp({ address: LOOPBACK, port }, 5000), keep);
+  static async dial(
+    runtime: Runtime,
+    port: number,
+    keep = true,
+    autoEnd = true,
+  ): Promise<RawClient> {
+    return new RawClient(await runtime.dialTcp({ address: LOOPBACK, port }, 5000), keep, autoEnd);
   }
 
   get buffered(): number {

@@ -36,3 +36,10 @@ export {
   serveSocks5,
   socks5ReplyFor,
 } from "./socks5-server.ts";
+export {
+  netstackUdpConn,
+  openUdpAssociation,
+  type Socks5UdpOptions,
+  type UdpAssociation,
+  type UdpCounts,
+} from "./socks5-udp.ts";

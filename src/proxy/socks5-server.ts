@@ -6,7 +6,8 @@
  *  client ─► greeting ─► (username/password, RFC 1929, when `authenticate` is set)
  *         ─► request ─► CONNECT ─► dial(host, port) ─► reply 0x00 ─► pipe both ways
  *                    │                             └─► reply from the error (below), close
- *                    └─► BIND, UDP ASSOCIATE, other ─► reply 0x07, close
+ *                    ├─► UDP ASSOCIATE (with `udp`) ─► relay socket, reply 0x00 (socks5-udp.ts)
+ *                    └─► BIND, other ─► reply 0x07, close
  * ```
  *
  * Failed dials are answered from the error's `code` (TcpError or any error with one):
@@ -25,8 +26,9 @@
  *
  * Bounds: `maxConnections` sessions at once (more are closed at once), the client's
  * greeting, authentication and request within `handshakeTimeoutMs`, the dial within
- * `dialTimeoutMs`; bytes that are not SOCKS5 close that one connection. UDP ASSOCIATE is
- * not implemented (0x07).
+ * `dialTimeoutMs`; bytes that are not SOCKS5 close that one connection. UDP ASSOCIATE
+ * works when the `udp` hooks are given (`socks5-udp.ts`), and is answered 0x07 otherwise;
+ * BIND is always 0x07.
  */
 import { type CancelTimer, type Clock, systemClock } from "../clock.ts";
 import type { StreamConn, StreamListener } from "../net/stream.ts";
@@ -45,6 +47,12 @@ import {
   SOCKS_REPLY,
   type SocksAddress,
 } from "./socks5-codec.ts";
+import {
+  openUdpAssociation,
+  type Socks5UdpOptions,
+  type UdpAssociation,
+  type UdpCounts,
+} from "./socks5-udp.ts";
 
 export const DEFAULT_SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_SOCKS_DIAL_TIMEOUT_MS = 30_000;
@@ -68,9 +76,11 @@ export interface Socks5ServerOptions {
    * authentication" is offered. Never sent over anything but loopback: it is cleartext.
    */
   readonly authenticate?: (username: string, password: string) => boolean | Promise<boolean>;
+  /** Enables UDP ASSOCIATE (see `socks5-udp.ts`); without it the command gets 0x07. */
+  readonly udp?: Socks5UdpOptions;
 }
 
-export interface Socks5Counters extends RelayCounters {
+export interface Socks5Counters extends RelayCounters, Readonly<UdpCounts> {
   /** Connections closed for bytes that are not SOCKS5 (bad version, garbage, too long). */
   readonly badHandshakes: number;
   readonly handshakeTimeouts: number;
@@ -124,11 +134,26 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
     authFailures: 0,
     unsupported: 0,
   };
+  const udpCounts: UdpCounts = {
+    udpAssociations: 0,
+    datagramsToMesh: 0,
+    datagramsFromMesh: 0,
+    datagramsDropped: 0,
+  };
   let closed: Promise<void> | undefined;
 
   const handle = (conn: StreamConn): void => {
-    type Stage = "greeting" | "auth" | "authing" | "request" | "dialing" | "relaying" | "done";
+    type Stage =
+      | "greeting"
+      | "auth"
+      | "authing"
+      | "request"
+      | "dialing"
+      | "relaying"
+      | "associated"
+      | "done";
     let stage: Stage = "greeting";
+    let association: UdpAssociation | undefined;
     let buffer = new Uint8Array(0);
     let cancelTimer: CancelTimer = () => {};
     const session: Session = {
@@ -150,6 +175,8 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
       }
       stage = "done";
       cancelTimer();
+      void association?.close();
+      association = undefined;
       sessions.release(session);
     };
     /** Ends the handshake: `bytes` (a reply) are sent, then FIN. */
@@ -166,7 +193,9 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
     const failReply = (reply: number) => encodeReply({ reply, address: ZERO_ADDRESS });
 
     cancelTimer = clock.setTimer(handshakeMs, () => {
-      if (stage === "dialing" || stage === "relaying" || stage === "done") return;
+      if (stage !== "greeting" && stage !== "auth" && stage !== "authing" && stage !== "request") {
+        return;
+      }
       counts.handshakeTimeouts++;
       log("debug", `socks5 ${who}: no request within ${handshakeMs} ms`);
       refuse();
@@ -175,7 +204,7 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
       if (stage !== "relaying") stop();
     });
     conn.onData((data) => {
-      if (stage === "done" || stage === "relaying") return;
+      if (stage === "done" || stage === "relaying" || stage === "associated") return;
       const joined = new Uint8Array(buffer.length + data.length);
       joined.set(buffer);
       joined.set(data, buffer.length);
@@ -260,6 +289,10 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
           }
           buffer = buffer.subarray(request.length);
           const { command, address } = request.value;
+          if (command === SOCKS_COMMAND.UDP_ASSOCIATE && options.udp !== undefined) {
+            associate(options.udp, address);
+            return;
+          }
           if (command !== SOCKS_COMMAND.CONNECT) {
             counts.unsupported++;
             log("debug", `socks5 ${who}: command ${command} is not supported`);
@@ -272,6 +305,35 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
           return;
         }
       }
+    };
+
+    const associate = (udp: Socks5UdpOptions, requested: SocksAddress): void => {
+      stage = "dialing";
+      cancelTimer();
+      conn.pause();
+      openUdpAssociation(udp, conn.remote, requested, udpCounts).then(
+        (opened) => {
+          if (stage !== "dialing") {
+            void opened.close();
+            return;
+          }
+          association = opened;
+          stage = "associated";
+          conn.write(encodeReply({ reply: SOCKS_REPLY.SUCCEEDED, address: opened.relay }));
+          log(
+            "info",
+            `socks5 ${who}: UDP relay on ${hostPort(opened.relay.host, opened.relay.port)}`,
+          );
+          // The control connection only says how long the association lives: bytes on it
+          // are dropped, and its end (FIN answered by ours, or a reset) ends the association.
+          buffer = new Uint8Array(0);
+          conn.resume();
+        },
+        (error: unknown) => {
+          log("warn", `socks5 ${who}: no UDP relay: ${(error as Error)?.message ?? error}`);
+          if (stage === "dialing") refuse(failReply(SOCKS_REPLY.GENERAL_FAILURE));
+        },
+      );
     };
 
     const connect = (address: SocksAddress): void => {
@@ -344,6 +406,6 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
       })();
       return closed;
     },
-    counters: () => ({ ...sessions.counters(), ...counts }),
+    counters: () => ({ ...sessions.counters(), ...counts, ...udpCounts }),
   };
 }

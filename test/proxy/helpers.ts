@@ -31,6 +31,9 @@ export interface Mesh {
   readonly near: TcpStack;
   /** The stack the test's servers listen on. */
   readonly far: TcpStack;
+  /** The Netstacks under them (for UDP). */
+  readonly nearStack: Netstack;
+  readonly farStack: Netstack;
   close(): void;
 }
 
@@ -67,6 +70,8 @@ export function meshPair(extra: Partial<TcpStackOptions> = {}): Mesh {
   return {
     near: nearTcp,
     far: farTcp,
+    nearStack: near,
+    farStack: far,
     close() {
       nearTcp.close();
       farTcp.close();

@@ -216,18 +216,23 @@ describe("SOCKS5 server", () => {
     assert.equal(reply, SOCKS_REPLY.SUCCEEDED);
     const proxySide = proxy.conns.at(-1)!;
     client.conn.pause();
-    // Let the chain fill: the source stops once every buffer on the way is full.
+    // Let the chain fill until the source has made no progress for 1 s (sampled every
+    // 100 ms), watching the largest send queue the proxy had meanwhile.
+    let maxQueue = 0;
     let last = -1;
-    for (let i = 0; i < 100 && sourceProduced !== last; i++) {
+    let still = 0;
+    for (let i = 0; i < 600 && still < 10; i++) {
+      still = sourceProduced === last ? still + 1 : 0;
       last = sourceProduced;
-      await sleep(200);
+      maxQueue = Math.max(maxQueue, proxySide.bufferedBytes);
+      await sleep(100);
     }
     const stalledAt = sourceProduced;
+    assert.equal(still, 10, "the source never stopped while nobody read");
     assert.ok(stalledAt < SOURCE_BYTES, `the source sent all ${SOURCE_BYTES} bytes unread`);
-    await sleep(300);
-    assert.equal(sourceProduced, stalledAt, "the source went on while nobody read");
-    // What the process holds: the proxy's send queue and the near stack's buffers.
-    assert.ok(proxySide.bufferedBytes <= 256 * 1024, `proxy queue ${proxySide.bufferedBytes}`);
+    // What the process holds: the proxy's send queue and the near stack's buffers (the
+    // rest sits in the kernel's socket buffers, whose size is the system's business).
+    assert.ok(maxQueue <= 256 * 1024, `the proxy queued up to ${maxQueue} bytes`);
     const nearHeld = mesh.near
       .connections()
       .reduce((n, c) => n + c.readableBytes + c.writableBytes, 0);
@@ -243,7 +248,7 @@ describe("SOCKS5 server", () => {
       }
     }
     console.log(
-      `slow reader: source stalled at ${stalledAt} of ${SOURCE_BYTES} bytes; proxy queue ${proxySide.bufferedBytes}, near stack ${nearHeld}`,
+      `slow reader: source stalled at ${stalledAt} of ${SOURCE_BYTES} bytes; proxy queue at most ${maxQueue}, near stack ${nearHeld}`,
     );
   });
 

@@ -159,6 +159,37 @@ describe("SOCKS5 server", () => {
     client.conn.close();
   });
 
+  test("a handshake arriving one byte at a time", async () => {
+    const client = await RawClient.dial(runtime, proxy.port);
+    const bytes = new Uint8Array([
+      ...encodeGreeting([0]),
+      ...encodeRequest({ command: 1, address: at("far.mesh", ECHO) }),
+    ]);
+    for (const byte of bytes) {
+      client.write(Uint8Array.of(byte));
+      await sleep(2);
+    }
+    assert.deepEqual(await client.read(2), Uint8Array.of(5, 0));
+    assert.equal((await client.read(10))[1], SOCKS_REPLY.SUCCEEDED);
+    client.write(new TextEncoder().encode("slowly"));
+    assert.equal(new TextDecoder().decode(await client.read(6)), "slowly");
+    client.conn.close();
+  });
+
+  test("50 connections at once, 64 KiB each, all byte-exact", async () => {
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const { reply, client } = await request(proxy, at(i % 2 === 0 ? FAR : "far.mesh", ECHO));
+        assert.equal(reply, SOCKS_REPLY.SUCCEEDED);
+        const data = pattern(64 * 1024, 1000 + i);
+        await client.writeAll(data);
+        assert.ok(sameBytes(await client.read(data.length, 30_000), data), `connection ${i}`);
+        client.conn.end();
+        await client.until(() => client.closed, 10_000, `connection ${i} to close`);
+      }),
+    );
+  });
+
   test("half-close: the client's FIN reaches the server, whose answer still comes back", async () => {
     const { reply, client } = await request(proxy, at(FAR, UPPER));
     assert.equal(reply, SOCKS_REPLY.SUCCEEDED);

@@ -58,6 +58,11 @@ export const DEFAULT_SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_SOCKS_DIAL_TIMEOUT_MS = 30_000;
 /** No handshake message is longer (a greeting is at most 257 bytes, credentials 513). */
 const MAX_HANDSHAKE_BYTES = 1024;
+/**
+ * Bytes kept from a client that sends on while its CONNECT is dialled (the connection is
+ * paused then, so only what the runtime had already read can come): more is garbage.
+ */
+const MAX_EARLY_BYTES = 256 * 1024;
 
 export interface Socks5ServerOptions {
   /** Where clients connect (the daemon listens on loopback). */
@@ -209,7 +214,11 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
       joined.set(buffer);
       joined.set(data, buffer.length);
       buffer = joined;
-      if (stage === "dialing" || stage === "authing") return; // kept for later; conn is paused
+      if (stage === "dialing" || stage === "authing") {
+        // Kept for later (the conn is paused): pipelined after the request, or after auth.
+        if (buffer.length > MAX_EARLY_BYTES) garbage("too many bytes before the reply");
+        return;
+      }
       if (buffer.length > MAX_HANDSHAKE_BYTES) {
         garbage("handshake too long");
         return;

@@ -1,4 +1,28 @@
-/** The local side of `weft up --userspace` (#10): SOCKS5, port forwards, and the pipe under them. */
+/**
+ * The local side of `weft up --userspace` (#10): SOCKS5, port forwards, and the pipe under
+ * them. Host sockets come through the stream seam (`Runtime.listenTcp`/`dialTcp`), mesh
+ * connections from a `TcpStack`; nothing here knows which runtime it is on.
+ *
+ * @example Wiring, as the daemon would do it
+ * ```ts
+ * const socks = serveSocks5({
+ *   listener: await runtime.listenTcp({ address: "127.0.0.1", port: 1080 }),
+ *   dial: (host, port) => tcp.dial(host, port, { timeoutMs: 10_000 }),
+ *   clock: runtime.clock,
+ *   udp: { listenUdp: (o) => runtime.listenUdp(o), bindMesh: () => netstackUdpConn(netstack) },
+ * });
+ * const f = parseForwardSpec("5432:db.mesh:5432");
+ * const forward = serveForward({
+ *   listener: await runtime.listenTcp({ address: f.bindAddress, port: f.localPort }),
+ *   dial: () => tcp.dial(f.host, f.port),
+ * });
+ * const e = parseExposeSpec("8080");
+ * const expose = serveExpose({
+ *   server: tcp.listen(e.meshPort),
+ *   dialLocal: () => runtime.dialTcp({ address: e.localHost, port: e.localPort }, 5_000),
+ * });
+ * ```
+ */
 export {
   DEFAULT_EXPOSE_HOST,
   DEFAULT_FORWARD_BIND,

@@ -269,7 +269,7 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
             if (stage !== "authing") return;
             if (!allowed) {
               counts.authFailures++;
-              log("info", `socks5 ${who}: authentication failed for "${username}"`);
+              log("info", `socks5 ${who}: authentication failed for ${JSON.stringify(username)}`);
               refuse(encodeAuthStatus(1));
               return;
             }

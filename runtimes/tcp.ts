@@ -23,7 +23,7 @@ export function listenTcp(options: ListenTcpOptions = {}): Promise<StreamListene
     );
   }
   return new Promise((resolve, reject) => {
-    const server = createServer({ noDelay: true });
+    const server = createServer({ noDelay: true, allowHalfOpen: true });
     server.once("error", reject);
     server.listen({ port, host: address }, () => {
       server.off("error", reject);
@@ -41,7 +41,12 @@ export const dialTcp: DialTcp = (to, timeoutMs) => {
     return Promise.reject(new SyntaxError(`Expected an IP address, got "${to.address}"`));
   }
   return new Promise((resolve, reject) => {
-    const socket = tcpConnect({ host: to.address, port: to.port, noDelay: true });
+    const socket = tcpConnect({
+      host: to.address,
+      port: to.port,
+      noDelay: true,
+      allowHalfOpen: true,
+    });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
@@ -83,11 +88,19 @@ class TcpListener implements StreamListener {
   }
 }
 
-/** A connected socket as a StreamConn. */
+/**
+ * A connected socket as a StreamConn. Sockets are made with `allowHalfOpen`, so the
+ * peer's FIN does not end our side by itself: with an `onEnd` handler the user decides,
+ * without one we answer the FIN with ours (the behaviour before half-close existed).
+ */
 function wrap(socket: Socket): StreamConn {
   let onData: ((data: Uint8Array) => void) | undefined;
-  let onClose: (() => void) | undefined;
+  let onClose: ((error?: Error) => void) | undefined;
+  let onEnd: (() => void) | undefined;
+  let onDrain: (() => void) | undefined;
   let closed = false;
+  let closing = false;
+  let failure: Error | undefined;
   const remote: Endpoint = {
     address: unmapIPv4(socket.remoteAddress ?? ""),
     port: socket.remotePort ?? 0,
@@ -96,32 +109,77 @@ function wrap(socket: Socket): StreamConn {
     if (closed) return;
     closed = true;
     onData = undefined;
-    onClose?.();
+    onEnd = undefined;
+    onDrain = undefined;
+    onClose?.(failure);
   };
   socket.on("data", (chunk: Uint8Array) => {
     onData?.(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
   });
-  socket.on("error", () => socket.destroy());
+  socket.on("error", (error: Error) => {
+    failure ??= error;
+    socket.destroy();
+  });
   socket.on("close", finish);
-  socket.on("end", () => socket.end());
+  socket.on("end", () => {
+    const handler = onEnd;
+    onEnd = undefined;
+    if (handler !== undefined && !closing) handler();
+    else socket.end();
+  });
+  socket.on("drain", () => onDrain?.());
   return {
     remote,
+    get bufferedBytes() {
+      return socket.writableLength;
+    },
     onData(handler) {
-      if (!closed) onData = handler;
+      if (!closed && !closing) onData = handler;
     },
     onClose(handler) {
       onClose = handler;
     },
+    onEnd(handler) {
+      if (!closed) onEnd = handler;
+    },
+    onDrain(handler) {
+      if (!closed) onDrain = handler;
+    },
     write(data) {
-      if (closed || socket.destroyed || !socket.writable) return;
-      socket.write(data.slice());
+      if (closed || socket.destroyed || !socket.writable) return true;
+      return socket.write(data.slice());
+    },
+    pause() {
+      if (!closed) socket.pause();
+    },
+    resume() {
+      if (!closed) socket.resume();
+    },
+    end() {
+      if (closed || closing || socket.writableEnded) return;
+      socket.end();
     },
     close() {
-      if (closed) return;
+      if (closed || closing) return;
+      closing = true;
       onData = undefined;
       socket.end();
-      // A peer that never reads must not hold the socket open forever.
+      // Unread bytes and the peer's FIN must still be taken in for the socket to finish.
+      socket.resume();
+      // A peer that never reads (or never sends its FIN) must not hold the socket open forever.
       setTimeout(() => socket.destroy(), 5000).unref?.();
+    },
+    abort() {
+      if (closed) return;
+      closing = true;
+      onData = undefined;
+      const reset = (socket as { resetAndDestroy?: () => void }).resetAndDestroy;
+      try {
+        if (typeof reset === "function") reset.call(socket);
+        else socket.destroy();
+      } catch {
+        socket.destroy();
+      }
     },
   };
 }

@@ -33,3 +33,4 @@ export {
   type TcpStackOptions,
   TcpStream,
 } from "./tcp-stack.ts";
+export { netstackUdpConn } from "./udp-conn.ts";

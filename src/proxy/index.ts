@@ -61,7 +61,6 @@ export {
   socks5ReplyFor,
 } from "./socks5-server.ts";
 export {
-  netstackUdpConn,
   openUdpAssociation,
   type Socks5UdpOptions,
   type UdpAssociation,

@@ -20,7 +20,6 @@
 
 import { formatIp, parseIp } from "../net/ip.ts";
 import { type Endpoint, endpointKey, type PacketConn } from "../net/packet-conn.ts";
-import type { Netstack } from "../netstack/netstack.ts";
 import type { ListenUdpOptions } from "../runtime.ts";
 import {
   encodeUdpDatagram,
@@ -166,39 +165,6 @@ export async function openUdpAssociation(
       closed = true;
       closing ??= Promise.all([local.close(), mesh.close()]).then(() => {});
       return closing;
-    },
-  };
-}
-
-/**
- * A UDP port of a Netstack as a PacketConn (port 0: a free ephemeral one), for
- * `Socks5UdpOptions.bindMesh`. Sends that the Netstack refuses (too large, no address of
- * that family) are dropped, as a PacketConn's are.
- */
-export function netstackUdpConn(netstack: Netstack, port = 0): PacketConn {
-  let handler: ((data: Uint8Array, from: Endpoint) => void) | undefined;
-  const binding = netstack.bindUdp(port, (datagram) =>
-    handler?.(datagram.data, { address: formatIp(datagram.source), port: datagram.sourcePort }),
-  );
-  let closed = false;
-  return {
-    localPort: binding.port,
-    send(data, to) {
-      if (closed) return;
-      try {
-        netstack.sendUdp(binding.port, to.address, to.port, data);
-      } catch {
-        // Dropped, like any datagram.
-      }
-    },
-    onReceive(h) {
-      if (!closed) handler = h;
-    },
-    close() {
-      closed = true;
-      handler = undefined;
-      binding.close();
-      return Promise.resolve();
     },
   };
 }

@@ -4,15 +4,16 @@
  * sender in the header; FRAG ≠ 0, strangers on the mesh, and other local senders are
  * dropped; the association ends with its control connection.
  */
+
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { loadRuntime } from "../../runtimes/index.ts";
 import type { Endpoint, PacketConn } from "../../src/net/packet-conn.ts";
+import { netstackUdpConn } from "../../src/netstack/index.ts";
 import {
   encodeGreeting,
   encodeRequest,
   encodeUdpDatagram,
-  netstackUdpConn,
   parseReply,
   parseUdpDatagram,
   SOCKS_REPLY,

@@ -10,6 +10,12 @@ import { DEFAULT_RANGE } from "../ipam/constants.ts";
 import { decodeToken } from "../membership/token.ts";
 import { DEFAULT_MULTICAST_PACKETS_PER_SECOND } from "../mesh/multicast.ts";
 import { parseEndpoint, parseIp } from "../net/ip.ts";
+import {
+  type ExposeSpec,
+  type ForwardSpec,
+  parseExposeSpec,
+  parseForwardSpec,
+} from "../proxy/forward.ts";
 import { isLevel, type Level } from "./log.ts";
 import { parsePeerSpec } from "./peer-spec.ts";
 import { defaultStateDir } from "./state-dir.ts";
@@ -73,10 +79,10 @@ export interface UserspaceConfig {
   readonly mtu: number;
   /** Where the SOCKS5 proxy listens; undefined with `--socks5 off`. */
   readonly socks5: { readonly address: string; readonly port: number } | undefined;
-  /** `--forward` specs: local TCP ports forwarded to mesh services. */
-  readonly forwards: readonly string[];
-  /** `--expose` specs: local TCP services offered on the overlay address. */
-  readonly exposes: readonly string[];
+  /** `--forward`: local TCP ports forwarded to mesh services. */
+  readonly forwards: readonly ForwardSpec[];
+  /** `--expose`: local TCP services offered on the overlay address. */
+  readonly exposes: readonly ExposeSpec[];
 }
 
 /** The options as the CLI hands them over: strings, unchecked. */
@@ -211,7 +217,23 @@ function userspaceConfig(raw: RawUpOptions, mtu: number): UserspaceConfig | unde
       );
     }
   }
-  return { mtu, socks5, forwards: raw.forward ?? [], exposes: raw.expose ?? [] };
+  const spec = <T>(option: string, text: string, parse: (text: string) => T): T => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new Error(`Invalid ${option} "${text}": ${(error as Error).message}`);
+    }
+  };
+  const exposes = (raw.expose ?? []).map((text) => spec("--expose", text, parseExposeSpec));
+  const ports = exposes.map((e) => e.meshPort);
+  const twice = ports.find((port, i) => ports.indexOf(port) !== i);
+  if (twice !== undefined) throw new Error(`Invalid --expose: mesh port ${twice} given twice`);
+  return {
+    mtu,
+    socks5,
+    forwards: (raw.forward ?? []).map((text) => spec("--forward", text, parseForwardSpec)),
+    exposes,
+  };
 }
 
 /** `IP:PORT` or `[IPv6]:PORT` with port 0 to 65535 (0: the system picks), for local listeners. */

@@ -483,6 +483,7 @@ export class Daemon {
       "userspace",
       `userspace stack up with ${address}/${this.#rangePrefix.prefixLength}, MTU ${network.netstack.mtuBytes} (no TUN)`,
     );
+    await network.startServices(this.config.userspace!);
   }
 
   /** The userspace stack (`--userspace`), once this peer has its address. */

@@ -6,14 +6,34 @@
  * services through `--expose`; the peer answers pings and DNS on its overlay address.
  */
 import { formatIp, type IpPrefix, parseIp, prefixContains } from "../net/ip.ts";
-import type { Endpoint, PacketConn } from "../net/packet-conn.ts";
-import { Netstack, TcpError, TcpStack, type TcpStream } from "../netstack/index.ts";
+import type { PacketConn } from "../net/packet-conn.ts";
+import {
+  Netstack,
+  netstackUdpConn,
+  TcpError,
+  TcpStack,
+  type TcpStream,
+} from "../netstack/index.ts";
+import {
+  type ExposeSpec,
+  type ForwardSpec,
+  type ProxyService,
+  type RelayCounters,
+  type Socks5Counters,
+  type Socks5Server,
+  serveExpose,
+  serveForward,
+  serveSocks5,
+} from "../proxy/index.ts";
 import type { Runtime } from "../runtime.ts";
+import type { UserspaceConfig } from "./config.ts";
 import type { LateTun } from "./late-tun.ts";
 import type { Level } from "./log.ts";
 
 /** How long a connection into the mesh may take before the dial fails with ETIMEDOUT. */
 export const MESH_DIAL_TIMEOUT_MS = 10_000;
+/** How long `--expose` waits for the local service to accept. */
+const LOCAL_DIAL_TIMEOUT_MS = 5_000;
 
 export interface UserspaceOptions {
   readonly runtime: Runtime;
@@ -31,16 +51,42 @@ export interface UserspaceOptions {
 
 export interface UserspaceStatus {
   readonly address: string;
+  /** Where the SOCKS5 proxy listens (the bound port), when it does. */
+  readonly socks5?: { readonly listen: string; readonly counters: Socks5Counters };
+  readonly forwards: readonly {
+    readonly listen: string;
+    readonly target: string;
+    readonly counters: RelayCounters;
+  }[];
+  readonly exposes: readonly {
+    readonly meshPort: number;
+    readonly local: string;
+    readonly counters: RelayCounters;
+  }[];
   readonly tcpConnections: number;
   readonly received: number;
   readonly sent: number;
   readonly drops: Readonly<Record<string, number>>;
 }
 
-/** The `weft status` line of a userspace stack. */
+/** The `weft status` lines of a userspace stack and its services. */
 export function formatUserspace(status: UserspaceStatus): string {
   const drops = Object.values(status.drops).reduce((sum, n) => sum + n, 0);
-  return `  userspace stack (no TUN) on ${status.address}: ${status.tcpConnections} TCP connection(s), ${status.received} packets in, ${status.sent} out, ${drops} dropped`;
+  const lines = [
+    `  userspace stack (no TUN) on ${status.address}: ${status.tcpConnections} TCP connection(s), ${status.received} packets in, ${status.sent} out, ${drops} dropped`,
+  ];
+  const relay = (c: RelayCounters) =>
+    `${c.active} active, ${c.accepted} accepted, ${c.dialFailures} failed`;
+  if (status.socks5) {
+    lines.push(`  SOCKS5 proxy on ${status.socks5.listen}: ${relay(status.socks5.counters)}`);
+  }
+  for (const f of status.forwards) {
+    lines.push(`  forward ${f.listen} -> ${f.target}: ${relay(f.counters)}`);
+  }
+  for (const e of status.exposes) {
+    lines.push(`  expose ${status.address}:${e.meshPort} -> ${e.local}: ${relay(e.counters)}`);
+  }
+  return lines.join("\n");
 }
 
 export class UserspaceNetwork {
@@ -48,6 +94,9 @@ export class UserspaceNetwork {
   readonly tcp: TcpStack;
   readonly #options: UserspaceOptions;
   readonly #closers: (() => unknown)[] = [];
+  #socks5: { listen: string; server: Socks5Server } | undefined;
+  readonly #forwards: { listen: string; target: string; service: ProxyService }[] = [];
+  readonly #exposes: { meshPort: number; local: string; service: ProxyService }[] = [];
 
   constructor(options: UserspaceOptions) {
     this.#options = options;
@@ -73,15 +122,8 @@ export class UserspaceNetwork {
    */
   async dial(host: string, port: number): Promise<TcpStream> {
     const unbracketed = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-    let address = parseIp(unbracketed);
-    if (address === undefined) {
-      const found = this.#options.lookup(unbracketed);
-      if (found.length === 0) {
-        throw new TcpError("ENOTFOUND", `"${host}" is not a name in the mesh`);
-      }
-      address = parseIp(found[Math.floor(Math.random() * found.length)]!);
-      if (address === undefined) throw new TcpError("ENOTFOUND", `"${host}" has no IP address`);
-    }
+    const address = parseIp(unbracketed) ?? parseIp(this.#pick(unbracketed));
+    if (address === undefined) throw new TcpError("ENOTFOUND", `"${host}" has no IP address`);
     if (!prefixContains(this.#options.range, address)) {
       throw new TcpError(
         "ENETUNREACH",
@@ -93,40 +135,120 @@ export class UserspaceNetwork {
 
   /** A UDP port of the overlay address as a PacketConn (the DNS server's socket). */
   udpConn(port: number): PacketConn {
-    const netstack = this.netstack;
-    let handler: ((data: Uint8Array, from: Endpoint) => void) | undefined;
-    const binding = netstack.bindUdp(port, (datagram) =>
-      handler?.(datagram.data, { address: formatIp(datagram.source), port: datagram.sourcePort }),
-    );
-    this.#closers.push(() => binding.close());
-    return {
-      localPort: binding.port,
-      send(data, to) {
-        try {
-          netstack.sendUdp(binding.port, to.address, to.port, data);
-        } catch {
-          // Too big or not an address of ours to answer from: UDP may drop.
-        }
-      },
-      onReceive(next) {
-        handler = next;
-      },
-      close: async () => {
-        handler = undefined;
-        binding.close();
-      },
-    };
+    const conn = netstackUdpConn(this.netstack, port);
+    this.#closers.push(() => conn.close());
+    return conn;
   }
 
-  /** Runs `close` when the network closes (services started on it). */
-  addCloser(close: () => unknown): void {
-    this.#closers.push(close);
+  /**
+   * Starts the services of `config`: the SOCKS5 proxy, the forwards and the exposed
+   * ports. Rejects, naming the option, when a host port cannot be bound or a mesh port is
+   * taken; what was started stays until `close`.
+   */
+  async startServices(config: UserspaceConfig): Promise<void> {
+    const { runtime, log } = this.#options;
+    const proxyLog = (level: Level, message: string) => log(level, message);
+    if (config.socks5) {
+      const listener = await runtime
+        .listenTcp(config.socks5)
+        .catch((error) => failed("--socks5", endpointText(config.socks5!), error));
+      const listen = endpointText({ address: config.socks5.address, port: listener.localPort });
+      const server = serveSocks5({
+        listener,
+        dial: (host, port) => this.dial(host, port),
+        clock: runtime.clock,
+        log: proxyLog,
+        dialTimeoutMs: MESH_DIAL_TIMEOUT_MS + 1_000,
+        udp: {
+          listenUdp: (options) => runtime.listenUdp(options),
+          address: config.socks5.address,
+          bindMesh: () => netstackUdpConn(this.netstack),
+          resolve: async (name) => this.#pick(name),
+        },
+      });
+      this.#closers.push(() => server.close());
+      this.#socks5 = { listen, server };
+      if (!isLoopback(config.socks5.address)) {
+        log(
+          "warn",
+          `SOCKS5 on ${listen} asks no password: anyone who can reach it reaches the mesh`,
+        );
+      }
+      log("info", `SOCKS5 proxy into the mesh on ${listen}`);
+    }
+    for (const spec of config.forwards) await this.#startForward(spec);
+    for (const spec of config.exposes) this.#startExpose(spec);
+  }
+
+  async #startForward(spec: ForwardSpec): Promise<void> {
+    const { runtime, log } = this.#options;
+    const target = endpointText({ address: spec.host, port: spec.port });
+    const listener = await runtime
+      .listenTcp({ address: spec.bindAddress, port: spec.localPort })
+      .catch((error) =>
+        failed(
+          "--forward",
+          endpointText({ address: spec.bindAddress, port: spec.localPort }),
+          error,
+        ),
+      );
+    const listen = endpointText({ address: spec.bindAddress, port: listener.localPort });
+    const service = serveForward({
+      listener,
+      dial: () => this.dial(spec.host, spec.port),
+      log: (level, message) => log(level, message),
+      name: `forward ${listen} -> ${target}`,
+    });
+    this.#closers.push(() => service.close());
+    this.#forwards.push({ listen, target, service });
+    log("info", `forwarding ${listen} to ${target} in the mesh`);
+  }
+
+  #startExpose(spec: ExposeSpec): void {
+    const { runtime, log } = this.#options;
+    const local = endpointText({ address: spec.localHost, port: spec.localPort });
+    let server: ReturnType<TcpStack["listen"]>;
+    try {
+      server = this.tcp.listen(spec.meshPort);
+    } catch (error) {
+      failed("--expose", String(spec.meshPort), error);
+    }
+    const service = serveExpose({
+      server,
+      dialLocal: () =>
+        runtime.dialTcp({ address: spec.localHost, port: spec.localPort }, LOCAL_DIAL_TIMEOUT_MS),
+      log: (level, message) => log(level, message),
+      name: `expose ${spec.meshPort} -> ${local}`,
+    });
+    this.#closers.push(() => service.close());
+    this.#exposes.push({ meshPort: spec.meshPort, local, service });
+    log("info", `serving ${local} to the mesh on ${this.#options.address}:${spec.meshPort}`);
+  }
+
+  /** One address of a mesh name, at random. */
+  #pick(name: string): string {
+    const found = this.#options.lookup(name);
+    if (found.length === 0) throw new TcpError("ENOTFOUND", `"${name}" is not a name in the mesh`);
+    return found[Math.floor(Math.random() * found.length)]!;
   }
 
   status(): UserspaceStatus {
     const counters = this.netstack.counters();
     return {
       address: this.#options.address,
+      ...(this.#socks5
+        ? { socks5: { listen: this.#socks5.listen, counters: this.#socks5.server.counters() } }
+        : {}),
+      forwards: this.#forwards.map(({ listen, target, service }) => ({
+        listen,
+        target,
+        counters: service.counters(),
+      })),
+      exposes: this.#exposes.map(({ meshPort, local, service }) => ({
+        meshPort,
+        local,
+        counters: service.counters(),
+      })),
       tcpConnections: this.tcp.connectionCount,
       received: counters.received,
       sent: counters.sent,
@@ -145,4 +267,18 @@ export class UserspaceNetwork {
     this.tcp.close();
     await this.netstack.close();
   }
+}
+
+function endpointText(endpoint: { address: string; port: number }): string {
+  return endpoint.address.includes(":")
+    ? `[${endpoint.address}]:${endpoint.port}`
+    : `${endpoint.address}:${endpoint.port}`;
+}
+
+function isLoopback(address: string): boolean {
+  return address === "::1" || address.startsWith("127.");
+}
+
+function failed(option: string, what: string, error: unknown): never {
+  throw new Error(`${option} ${what}: ${(error as Error).message}`);
 }

@@ -101,6 +101,22 @@ describe("weft up --userspace", () => {
       buildConfig({ stateDir: dir, userspace: true, socks5: "[::1]:0" }).userspace?.socks5,
       { address: "::1", port: 0 },
     );
+    const forward = buildConfig({ stateDir: dir, userspace: true, forward: ["5432:db:5432"] });
+    assert.deepEqual(forward.userspace?.forwards, [
+      { bindAddress: "127.0.0.1", localPort: 5432, host: "db", port: 5432 },
+    ]);
+    assert.throws(
+      () => buildConfig({ stateDir: dir, userspace: true, forward: ["5432:db"] }),
+      /^Error: Invalid --forward "5432:db": /,
+    );
+    assert.throws(
+      () => buildConfig({ stateDir: dir, userspace: true, expose: ["80", "80:8080"] }),
+      /mesh port 80 given twice/,
+    );
+    assert.throws(
+      () => buildConfig({ stateDir: dir, userspace: true, expose: ["80:192.168.1.5:80"] }),
+      /^Error: Invalid --expose "80:192\.168\.1\.5:80": .*loopback/,
+    );
   });
 
   test("TCP by mesh name, 256 KiB each way byte-exact", async () => {

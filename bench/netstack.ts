@@ -41,6 +41,10 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const RUNS = Number(argument("runs") ?? 3);
 const ONLY = (argument("only") ?? "node,deno,bun").split(",");
 const MB = Number(argument("mb") ?? 50);
+/** Which paths to measure ("userspace,kernel"); one alone is handy under --cpu-prof. */
+const PATHS = (argument("paths") ?? "userspace,kernel").split(",");
+/** The TcpStack's receive buffer in KiB (its default when absent), to tell window from CPU limits. */
+const RECEIVE_KIB = argument("receive-kib");
 const HTTP_PORT = 8080;
 const LIMIT_S = 180;
 
@@ -115,6 +119,37 @@ async function child(file: string, sha: string): Promise<void> {
     kernel: [],
     kernelLoss: [],
   };
+  let loss = "";
+  if (PATHS.includes("userspace")) loss = await userspaceRuns(runtime, file, size, sha, runs);
+  if (PATHS.includes("kernel")) {
+    const kernel = await startWgPeer(runtime, "bnk", (address) =>
+      runtime.openTun({ name: "wfb%d", mtu: 1420, addresses: [`${address}/24`] }),
+    );
+    try {
+      loss = await measure(
+        runtime,
+        kernel,
+        file,
+        () => kernelRun(kernel, size, sha),
+        runs.kernel!,
+        runs.kernelLoss!,
+      );
+    } finally {
+      await kernel.close();
+    }
+  }
+  const result: ChildResult = { runtime: runtime.name, version: runtime.version, runs, loss };
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+async function userspaceRuns(
+  runtime: Runtime,
+  file: string,
+  size: number,
+  sha: string,
+  runs: Record<string, number[]>,
+): Promise<string> {
   let tcp: TcpStack | undefined;
   const random = new Uint32Array(1);
   const userspace = await startWgPeer(runtime, "bns", (address) => {
@@ -122,12 +157,12 @@ async function child(file: string, sha: string): Promise<void> {
     tcp = new TcpStack(netstack, {
       clock: runtime.clock,
       randomUint32: () => crypto.getRandomValues(random)[0]!,
+      ...(RECEIVE_KIB === undefined ? {} : { receiveBufferBytes: Number(RECEIVE_KIB) * 1024 }),
     });
     return netstack;
   });
-  let loss = "";
   try {
-    loss = await measure(
+    return await measure(
       runtime,
       userspace,
       file,
@@ -139,24 +174,6 @@ async function child(file: string, sha: string): Promise<void> {
     tcp?.close();
     await userspace.close();
   }
-  const kernel = await startWgPeer(runtime, "bnk", (address) =>
-    runtime.openTun({ name: "wfb%d", mtu: 1420, addresses: [`${address}/24`] }),
-  );
-  try {
-    await measure(
-      runtime,
-      kernel,
-      file,
-      () => kernelRun(kernel, size, sha),
-      runs.kernel!,
-      runs.kernelLoss!,
-    );
-  } finally {
-    await kernel.close();
-  }
-  const result: ChildResult = { runtime: runtime.name, version: runtime.version, runs, loss };
-  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
-  process.exit(0);
 }
 
 // ---- the parent: a child per runtime, then the summary ----------------------------------
@@ -171,9 +188,20 @@ function runChild(name: string, file: string, sha: string): Promise<ChildResult>
         ? [join(bin, "bun"), [script]]
         : [process.execPath, [...process.execArgv, script]];
   return new Promise((resolve, reject) => {
-    const proc = spawn(command, [...args, CHILD_FLAG, `--file=${file}`, `--sha=${sha}`], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const proc = spawn(
+      command,
+      [
+        ...args,
+        CHILD_FLAG,
+        `--file=${file}`,
+        `--sha=${sha}`,
+        `--paths=${PATHS.join(",")}`,
+        ...(RECEIVE_KIB === undefined ? [] : [`--receive-kib=${RECEIVE_KIB}`]),
+      ],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     let output = "";
     proc.stdout.on("data", (d: Buffer) => {
       output += d;
@@ -210,10 +238,14 @@ async function parent(): Promise<void> {
         continue;
       }
       const m = Object.fromEntries(
-        Object.entries(r.runs).map(([k, v]) => [k, Number(median(v).toFixed(2))]),
+        Object.entries(r.runs)
+          .filter(([, v]) => v.length > 0)
+          .map(([k, v]) => [k, Number(median(v).toFixed(2))]),
       ) as Record<string, number>;
-      const ratio = Number((m.userspace! / m.kernel!).toFixed(3));
-      const ratioLoss = Number((m.userspaceLoss! / m.kernelLoss!).toFixed(3));
+      const ratioOf = (a?: number, b?: number) =>
+        a === undefined || b === undefined ? undefined : Number((a / b).toFixed(3));
+      const ratio = ratioOf(m.userspace, m.kernel);
+      const ratioLoss = ratioOf(m.userspaceLoss, m.kernelLoss);
       results[name] = {
         version: r.version,
         medianMBps: m,

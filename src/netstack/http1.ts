@@ -189,6 +189,10 @@ class ByteReader {
     return this.take(n);
   }
 
+  /**
+   * The next `n` buffered bytes, as a view: the chunks a ReadableStream hands its reader
+   * are the reader's, so the body passes them on without a copy.
+   */
   take(n: number): Uint8Array {
     const out = this.#buffer.subarray(0, n);
     this.#buffer = this.#buffer.subarray(n);
@@ -323,7 +327,7 @@ function lengthBody(
           );
         }
         left -= chunk.length;
-        controller.enqueue(chunk.slice());
+        controller.enqueue(chunk);
         if (left === 0) {
           controller.close();
           onEnd();
@@ -352,7 +356,7 @@ function closeDelimitedBody(
           controller.close();
           onEnd();
         } else {
-          controller.enqueue(chunk.slice());
+          controller.enqueue(chunk);
         }
       } catch (error) {
         controller.error(error);
@@ -407,7 +411,7 @@ function chunkedBody(
         if (chunk === undefined)
           throw new HttpError("TRUNCATED", "the connection ended inside a chunk");
         left -= chunk.length;
-        controller.enqueue(chunk.slice());
+        controller.enqueue(chunk);
         if (left === 0 && (await line("end")).length !== 0) {
           throw new HttpError("MALFORMED", "a chunk longer than its size");
         }

@@ -19,6 +19,7 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadRuntime } from "../runtimes/index.ts";
@@ -196,6 +197,7 @@ function runChild(name: string, file: string, sha: string): Promise<ChildResult>
         `--file=${file}`,
         `--sha=${sha}`,
         `--paths=${PATHS.join(",")}`,
+        `--runs=${RUNS}`,
         ...(RECEIVE_KIB === undefined ? [] : [`--receive-kib=${RECEIVE_KIB}`]),
       ],
       {
@@ -222,6 +224,8 @@ async function parent(): Promise<void> {
     console.log("bench:netstack needs root (network namespaces, a kernel TUN); nothing measured");
     return;
   }
+  // Other work on the machine moves these numbers a lot: record how busy it was.
+  const loadBefore = loadavg();
   const payload = randomFile(MB * 1_000_000);
   const results: Record<string, unknown> = {};
   try {
@@ -268,6 +272,9 @@ async function parent(): Promise<void> {
       "Download of a random file over HTTP from Node's http server behind wireguard-go in a namespace, to a weft Device in the root namespace: through weft's userspace TCP/IP stack (Netstack + TcpStack + httpGet) vs the kernel's TCP (kernel TUN + curl). MB/s = 10^6 bytes/s; medians; goal: userspace >= 0.7 of kernel.",
     date: new Date().toISOString(),
     source: gitSource(),
+    cpus: cpus().length,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadavg(),
     fileMB: MB,
     runs: RUNS,
     results,

@@ -16,11 +16,14 @@
  * here throws out of a callback or leaves a promise unhandled. Runtime-agnostic: only Web
  * Streams and TextEncoder/TextDecoder.
  */
+import { type Clock, systemClock } from "../clock.ts";
 
 /** Bytes of status/request line plus headers accepted by default (a kernel's is 8-16 KiB). */
 export const HTTP_DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 /** Bytes of request body `serveHttp` reads into memory by default; larger requests get 413. */
 export const HTTP_DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024;
+/** How long `serveHttp` waits for a whole request by default. */
+export const HTTP_DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Bytes a server reads and discards after its response while waiting for the client's close. */
 const DRAIN_LIMIT_BYTES = 64 * 1024;
 
@@ -36,6 +39,7 @@ export type HttpErrorCode =
   | "HEADER_TOO_LARGE"
   | "BODY_TOO_LARGE"
   | "TRUNCATED"
+  | "TIMEOUT"
   | "UNSUPPORTED";
 
 export class HttpError extends Error {
@@ -101,6 +105,13 @@ export type HttpHandler = (request: HttpRequest) => HttpResponseInit | Promise<H
 export interface ServeHttpOptions {
   readonly maxHeaderBytes?: number;
   readonly maxRequestBodyBytes?: number;
+  /**
+   * A client that has not sent its whole request within this many ms is reset, so idle
+   * or trickling connections cannot pile up (0: wait forever). 30 s by default.
+   */
+  readonly requestTimeoutMs?: number;
+  /** The clock for `requestTimeoutMs`; the system clock by default. */
+  readonly clock?: Pick<Clock, "setTimer">;
   /** Called with each connection's failure (a malformed request, a reset); never throws. */
   readonly onError?: (error: unknown) => void;
 }
@@ -597,8 +608,22 @@ async function serveOne(
   const writer = stream.writable.getWriter();
   let response: HttpResponseInit;
   let method = "GET";
+  const timeoutMs = options.requestTimeoutMs ?? HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+  let timedOut: HttpError | undefined;
+  const cancelTimer =
+    timeoutMs > 0
+      ? (options.clock ?? systemClock).setTimer(timeoutMs, () => {
+          timedOut = new HttpError("TIMEOUT", `no whole request within ${timeoutMs} ms`);
+          void writer.abort(timedOut).catch(() => {});
+          void reader.cancel(timedOut);
+        })
+      : () => {};
   try {
-    const request = await readRequest(reader, maxHeaderBytes, maxBody);
+    const request = await readRequest(reader, maxHeaderBytes, maxBody).finally(cancelTimer);
+    if (timedOut !== undefined) {
+      onError(timedOut);
+      return;
+    }
     if (request === undefined) {
       // Closed without a request (a port probe): just close ours.
       await writer.close().catch(() => {});
@@ -612,6 +637,10 @@ async function serveOne(
       response = plain(500, "the handler failed\n");
     }
   } catch (error) {
+    if (timedOut !== undefined) {
+      onError(timedOut);
+      return;
+    }
     onError(error);
     response = errorResponse(error);
   }

@@ -4,6 +4,7 @@ export {
   type ByteStreamPair,
   HTTP_DEFAULT_MAX_HEADER_BYTES,
   HTTP_DEFAULT_MAX_REQUEST_BODY_BYTES,
+  HTTP_DEFAULT_REQUEST_TIMEOUT_MS,
   HttpError,
   type HttpErrorCode,
   type HttpGetOptions,

@@ -283,6 +283,34 @@ describe("HTTP/1.1 over the netstack", () => {
     );
   });
 
+  test("a client that does not finish its request in time is reset, and the server goes on", async () => {
+    const p = pair();
+    const listener = p.server.listen(80);
+    const errors: unknown[] = [];
+    const serving = serveHttp(listener, () => ({ status: 200, body: encoder.encode("fine") }), {
+      requestTimeoutMs: 100,
+      onError: (e) => errors.push(e),
+    });
+    try {
+      const slow = await p.client.dial(B, 80);
+      const writer = slow.writable.getWriter();
+      await writer.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n"));
+      const started = performance.now();
+      await assert.rejects(readAll(slow.readable), /ECONNRESET/, "the slow client is reset");
+      assert.ok(performance.now() - started >= 50, "not before the timeout");
+      for (let i = 0; i < 100 && errors.length === 0; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      assert.equal((errors[0] as HttpError | undefined)?.code, "TIMEOUT", String(errors[0]));
+      const fine = await httpGet(await p.client.dial(B, 80), { host: B, path: "/" });
+      assert.equal(decoder.decode(await readAll(fine.body)), "fine");
+      assert.equal(errors.length, 1);
+    } finally {
+      listener.close();
+      p.close();
+      await serving.done;
+    }
+  });
+
   test("httpGet decodes a chunked body and reads an undelimited one to the close", async () => {
     const p = pair();
     try {

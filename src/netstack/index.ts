@@ -1,4 +1,23 @@
 /** The userspace TCP/IP stack (#10): what applications and the CLI use. */
+
+export {
+  type ByteStreamPair,
+  HTTP_DEFAULT_MAX_HEADER_BYTES,
+  HTTP_DEFAULT_MAX_REQUEST_BODY_BYTES,
+  HTTP_DEFAULT_REQUEST_TIMEOUT_MS,
+  HttpError,
+  type HttpErrorCode,
+  type HttpGetOptions,
+  type HttpHandler,
+  type HttpHeaders,
+  type HttpRequest,
+  type HttpResponse,
+  type HttpResponseInit,
+  type HttpServing,
+  httpGet,
+  type ServeHttpOptions,
+  serveHttp,
+} from "./http1.ts";
 export {
   NETSTACK_DEFAULT_MTU_BYTES,
   Netstack,

@@ -2,13 +2,16 @@
  * `weft demo`: three peers in this process, on loopback UDP, with no root. A founds a
  * mesh; B joins with a token from A; C joins with a token from B, because a firewall
  * (in this process: a filter on the sockets) keeps A and C from reaching each other.
- * The demo shows the addresses IPAM handed out, the names DNS resolves on every peer,
- * a message from A to C that B relays without reading it, and each peer's status.
+ * Every peer runs the userspace TCP/IP stack (`weft up --userspace`), so no root is
+ * needed. The demo shows the addresses IPAM handed out, the names DNS resolves on every
+ * peer, a message from A to C that B relays without reading it, a real HTTP request from
+ * A to a server on C over TCP through B, and each peer's status.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Endpoint, PacketConn } from "../net/packet-conn.ts";
+import { httpGet, serveHttp } from "../netstack/http1.ts";
 import type { Runtime } from "../runtime.ts";
 import { buildConfig } from "./config.ts";
 import { Daemon } from "./daemon.ts";
@@ -16,6 +19,7 @@ import { formatDaemonStatus } from "./format.ts";
 import { createLogger, type Level } from "./log.ts";
 
 const DEMO_PORT = 7;
+const HTTP_PORT = 80;
 const STEP_TIMEOUT_MS = 30_000;
 
 export interface DemoOptions {
@@ -36,7 +40,8 @@ export async function runDemo(runtime: Runtime, options: DemoOptions): Promise<v
       stateDir: join(root, name),
       port: "0",
       listen: "127.0.0.1",
-      tun: false,
+      userspace: true,
+      socks5: "off",
       name,
       logLevel: options.logLevel ?? "error",
       join: token,
@@ -94,6 +99,32 @@ export async function runDemo(runtime: Runtime, options: DemoOptions): Promise<v
     const relayed = b.mesh.status().relayed.relayedForwarded - relayedBefore;
     say(
       `\nA sent "${message}" to C; C received "${text}" (B forwarded ${relayed} end-to-end encrypted frame(s) it cannot read).`,
+    );
+
+    await until("every peer has its userspace stack", () =>
+      peers.every((d) => d.userspace !== undefined),
+    );
+    const server = c.userspace!.tcp.listen(HTTP_PORT);
+    serveHttp(server, (request) => ({
+      status: 200,
+      headers: { "content-type": "text/plain" },
+      body: new TextEncoder().encode(
+        `hello from C's userspace stack: you asked for ${request.path} from ${request.headers.get("user-agent") ?? "?"}\n`,
+      ),
+    }));
+    const url = `http://c.${c.config.domain.replace(/\.$/, "")}/hello`;
+    const forwardedBefore = b.mesh.status().relayed.relayedForwarded;
+    const stream = await a.userspace!.dial(`c.${c.config.domain}`, HTTP_PORT);
+    const response = await httpGet(stream, {
+      host: `c.${c.config.domain.replace(/\.$/, "")}`,
+      path: "/hello",
+      headers: { "user-agent": "weft-demo" },
+    });
+    const body = new TextDecoder().decode(await new Response(response.body).arrayBuffer());
+    server.close();
+    const forwarded = b.mesh.status().relayed.relayedForwarded - forwardedBefore;
+    say(
+      `\nA fetched ${url} over TCP on its userspace stack: HTTP ${response.status}, "${body.trim()}" (B forwarded ${forwarded} encrypted frame(s) of it).`,
     );
 
     say("\nweft status on each peer:");

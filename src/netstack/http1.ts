@@ -59,7 +59,7 @@ export interface HttpGetOptions {
   readonly host: string;
   /** The request target, starting with "/". */
   readonly path: string;
-  /** More request headers (Host, Connection are ours). */
+  /** More request headers; they replace our User-Agent and Accept (Host and Connection are ours). */
   readonly headers?: Readonly<Record<string, string>>;
   readonly maxHeaderBytes?: number;
 }
@@ -459,12 +459,17 @@ export async function httpGet(
       `the path must start with "/" and hold no spaces: ${quote(options.path)}`,
     );
   }
-  const extra = options.headers ?? {};
-  const fields: [string, string][] = [
-    ["Host", options.host],
+  const extra = Object.entries(options.headers ?? {});
+  // A header the caller gives replaces our default of the same name (names are case-blind).
+  const given = new Set(extra.map(([name]) => name.toLowerCase()));
+  const defaults: [string, string][] = [
     ["User-Agent", "weft-netstack"],
     ["Accept", "*/*"],
-    ...Object.entries(extra),
+  ];
+  const fields: [string, string][] = [
+    ["Host", options.host],
+    ...defaults.filter(([name]) => !given.has(name.toLowerCase())),
+    ...extra.filter(([name]) => !["host", "connection"].includes(name.toLowerCase())),
     ["Connection", "close"],
   ];
   for (const [name, value] of fields) {

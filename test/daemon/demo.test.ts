@@ -27,6 +27,12 @@ test("weft demo joins B and C by invitation, resolves every name and relays A to
     }
   }
   assert.match(out, /C received "hello C, this is A" \(B forwarded [1-9]\d* end-to-end encrypted/);
+  assert.match(
+    out,
+    /A fetched http:\/\/c\.weft\.internal\/hello over TCP on its userspace stack: HTTP 200, "hello from C's userspace stack: you asked for \/hello from weft-demo" \(B forwarded [1-9]\d* encrypted/,
+    "a real HTTP request from A to C, relayed by B",
+  );
+  assert.match(out, /^ {2}userspace stack \(no TUN\) on 10\.40\.0\.1: /m, "A runs no TUN");
   // Status of A shows C relayed via B; of B, both direct.
   const statusA = out.slice(out.indexOf("\na 10.40.0.1"));
   assert.match(statusA, /^10\.40\.\d+\.\d+ +c +\S+ +relayed via b,/m);

@@ -84,6 +84,7 @@ const RUN_ONCE = new Set([
   "./test/root/nat-netns.test.ts",
   "./test/root/pmtu-netns.test.ts",
   "./test/root/multicast-netns.test.ts",
+  "./test/root/userspace-netns.test.ts",
 ]);
 
 /**

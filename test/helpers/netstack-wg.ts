@@ -195,7 +195,7 @@ export interface CurlResult {
 }
 
 /**
- * `curl URL | sha256sum` (in `namespace`, or in the root namespace when undefined),
+ * `curl [curlArgs] URL | sha256sum` (in `namespace`, or in the root namespace when undefined),
  * without blocking the event loop, bounded by `maxSeconds`. Rejects with curl's message
  * when it fails.
  */
@@ -203,8 +203,10 @@ export function curlSha256(
   url: string,
   namespace: string | undefined,
   maxSeconds: number,
+  curlArgs: readonly string[] = [],
 ): Promise<CurlResult> {
-  const pipeline = `set -o pipefail; curl -sS --fail --max-time ${maxSeconds} -w '%{size_download}\\n' -o >(sha256sum >&2) ${JSON.stringify(url)}`;
+  const extra = curlArgs.map((arg) => JSON.stringify(arg)).join(" ");
+  const pipeline = `set -o pipefail; curl -sS --fail --max-time ${maxSeconds} ${extra} -w '%{size_download}\\n' -o >(sha256sum >&2) ${JSON.stringify(url)}`;
   const command = namespace === undefined ? "bash" : "ip";
   const args =
     namespace === undefined

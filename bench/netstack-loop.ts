@@ -21,10 +21,23 @@ const RUNS = Number(globalThis.process?.argv?.[3] ?? 3) || 3;
 const BYTES = MEGABYTES * 1_000_000;
 const CHUNK = 64 * 1024;
 
+/** The MessageChannel all three runtimes have (the DOM types are not in our tsconfig). */
+interface Port {
+  onmessage: ((event: unknown) => void) | null;
+  postMessage(message: unknown): void;
+  close(): void;
+}
+interface Channel {
+  readonly port1: Port;
+  readonly port2: Port;
+}
+const MessageChannel = (globalThis as unknown as { MessageChannel: new () => Channel })
+  .MessageChannel;
+
 /** A one-way wire: packets queue and are delivered in one task per batch. */
 function wire(
   deliver: (packet: Uint8Array) => void,
-  channels: MessageChannel[],
+  channels: Channel[],
 ): (packet: Uint8Array) => void {
   const queue: Uint8Array[] = [];
   const channel = new MessageChannel();
@@ -50,7 +63,7 @@ async function run(): Promise<number> {
   const random = () => (Math.random() * 0x1_0000_0000) >>> 0;
   const stackA = new Netstack({ addresses: ["10.40.0.1"], clock });
   const stackB = new Netstack({ addresses: ["10.40.0.2"], clock });
-  const channels: MessageChannel[] = [];
+  const channels: Channel[] = [];
   stackA.onPacket(wire((p) => stackB.write(p), channels));
   stackB.onPacket(wire((p) => stackA.write(p), channels));
   const tcpA = new TcpStack(stackA, { clock, randomUint32: random });

@@ -6,9 +6,9 @@
  * the netstack drops fragments (counted as "fragment"). Peers send whole packets within
  * the tunnel MTU, so reassembly (RFC 791 §3.2, RFC 815) is left for later.
  */
-import { internetChecksum } from "../net/checksum.ts";
 import { IPV4_BYTES } from "../net/ip.ts";
 import { parseIpv4Header } from "../net/ipv4-fragment.ts";
+import { sumWords } from "./checksum.ts";
 import { DEFAULT_HOP_LIMIT, IPV4_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
 
@@ -96,14 +96,29 @@ export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
  * ```
  */
 export function encodeIpv4(fields: Ipv4HeaderFields, payload: Uint8Array): Uint8Array {
+  const packet = new Uint8Array(IPV4_HEADER_BYTES + payload.length);
+  writeIpv4Header(packet, fields, payload.length);
+  packet.set(payload, IPV4_HEADER_BYTES);
+  return packet;
+}
+
+/**
+ * Writes the 20-byte header of an IPv4 packet carrying `payloadBytes` into the start of
+ * `packet`, checksum included, for a caller that lays the payload out after it itself.
+ * Throws `RangeError` like `encodeIpv4`.
+ */
+export function writeIpv4Header(
+  packet: Uint8Array,
+  fields: Ipv4HeaderFields,
+  payloadBytes: number,
+): void {
   assertAddress(fields.source, "source");
   assertAddress(fields.destination, "destination");
-  const totalBytes = IPV4_HEADER_BYTES + payload.length;
+  const totalBytes = IPV4_HEADER_BYTES + payloadBytes;
   if (totalBytes > MAX_TOTAL_BYTES) {
     throw new RangeError(`Expected an IPv4 packet of at most 65535 bytes, got ${totalBytes}`);
   }
-  const packet = new Uint8Array(totalBytes);
-  const view = new DataView(packet.buffer);
+  const view = new DataView(packet.buffer, packet.byteOffset, IPV4_HEADER_BYTES);
   packet[0] = (VERSION << 4) | (IPV4_HEADER_BYTES / 4);
   packet[1] = fields.typeOfService ?? 0;
   view.setUint16(2, totalBytes);
@@ -111,11 +126,10 @@ export function encodeIpv4(fields: Ipv4HeaderFields, payload: Uint8Array): Uint8
   view.setUint16(6, (fields.dontFragment ?? true) ? FLAG_DONT_FRAGMENT : 0);
   packet[8] = fields.timeToLive ?? DEFAULT_HOP_LIMIT;
   packet[9] = fields.protocol;
+  view.setUint16(CHECKSUM_OFFSET, 0);
   packet.set(fields.source, 12);
   packet.set(fields.destination, 16);
-  view.setUint16(CHECKSUM_OFFSET, internetChecksum(packet.subarray(0, IPV4_HEADER_BYTES)));
-  packet.set(payload, IPV4_HEADER_BYTES);
-  return packet;
+  view.setUint16(CHECKSUM_OFFSET, ~sumWords(packet.subarray(0, IPV4_HEADER_BYTES)) & 0xffff);
 }
 
 function assertAddress(address: Uint8Array, name: string): void {

@@ -33,10 +33,10 @@ import {
 } from "./constants.ts";
 import { isDecodeError } from "./decode-error.ts";
 import { decodeIcmpv4, decodeIcmpv6, encodeIcmpv4Echo, encodeIcmpv6Echo } from "./icmp.ts";
-import { decodeIpv4, encodeIpv4, isIpv4Fragment } from "./ipv4.ts";
-import { decodeIpv6, encodeIpv6 } from "./ipv6.ts";
+import { decodeIpv4, encodeIpv4, isIpv4Fragment, writeIpv4Header } from "./ipv4.ts";
+import { decodeIpv6, encodeIpv6, writeIpv6Header } from "./ipv6.ts";
 import { portUnreachable } from "./port-unreachable.ts";
-import { decodeTcp, encodeTcp } from "./tcp-header.ts";
+import { decodeTcp, encodedOptions, writeTcp } from "./tcp-header.ts";
 import type { TcpSegment } from "./tcp-segment.ts";
 import { decodeUdp, encodeUdp } from "./udp.ts";
 
@@ -237,9 +237,21 @@ export class Netstack implements Tun {
     if (destination.length !== source.length) {
       throw new RangeError(`Expected "destination" of the same IP version as "source"`);
     }
-    this.#emit(
-      this.#wrap(source, destination, PROTOCOL_TCP, encodeTcp(segment, source, destination)),
-    );
+    // One buffer for the IP header, the TCP header and the payload: the payload is
+    // copied once, straight from the connection's send buffer.
+    const options = encodedOptions(segment.options);
+    const ipHeaderBytes = source.length === IPV4_BYTES ? IPV4_HEADER_BYTES : IPV6_HEADER_BYTES;
+    const tcpBytes = TCP_MIN_HEADER_BYTES + options.length + segment.payload.length;
+    const total = ipHeaderBytes + tcpBytes;
+    if (total > this.mtuBytes) {
+      throw new RangeError(`Expected a packet of at most ${this.mtuBytes} bytes, got ${total}`);
+    }
+    const packet = new Uint8Array(total);
+    writeTcp(segment, options, source, destination, packet, ipHeaderBytes);
+    const fields = { source, destination, protocol: PROTOCOL_TCP };
+    if (ipHeaderBytes === IPV4_HEADER_BYTES) writeIpv4Header(packet, fields, tcpBytes);
+    else writeIpv6Header(packet, fields, tcpBytes);
+    this.#emit(packet);
   }
 
   /**
@@ -457,9 +469,8 @@ export class Netstack implements Tun {
   }
 
   #isOurs(address: Uint8Array): boolean {
-    return this.addresses.some(
-      (ours) => ours.length === address.length && ours.every((byte, i) => byte === address[i]),
-    );
+    for (const ours of this.addresses) if (sameBytes(ours, address)) return true;
+    return false;
   }
 
   #drop(reason: string): void {
@@ -481,6 +492,12 @@ function isUnicastSource(address: Uint8Array): boolean {
   if (address[0] === 0xff) return false;
   const last = address[IPV6_BYTES - 1]!;
   return !(address.subarray(0, IPV6_BYTES - 1).every((byte) => byte === 0) && last <= 1);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function assertPort(port: number, name: string): void {

@@ -29,6 +29,7 @@ import {
 } from "./tcp-connection.ts";
 import { resetFor, TcpListener } from "./tcp-listener.ts";
 import type { TcpSegment } from "./tcp-segment.ts";
+import { TupleTable } from "./tcp-tuple-table.ts";
 
 /** Connections (all states, TIME-WAIT included) a TcpStack holds at once by default. */
 export const DEFAULT_MAX_TCP_CONNECTIONS = 4096;
@@ -101,15 +102,6 @@ export interface TcpStackCounters {
   readonly sendErrors: number;
 }
 
-function tupleKey(
-  remote: Uint8Array,
-  remotePort: number,
-  local: Uint8Array,
-  localPort: number,
-): string {
-  return `${formatIp(remote)}|${remotePort}|${formatIp(local)}|${localPort}`;
-}
-
 function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
@@ -158,7 +150,7 @@ export class TcpStack {
   readonly #randomUint32: () => number;
   readonly #options: TcpStackOptions;
   readonly #maxConnections: number;
-  readonly #table = new Map<string, TcpConnection>();
+  readonly #table = new TupleTable<TcpConnection>();
   /** How many table entries and listeners use each local port (for ephemeral picks). */
   readonly #portUse = new Map<number, number>();
   readonly #listeners = new Map<number, ListenerEntry>();
@@ -208,7 +200,7 @@ export class TcpStack {
     readonly writableBytes: number;
     readonly stats: object;
   }[] {
-    return [...this.#table].map(([key, c]) => ({
+    return this.#table.entries().map(([key, c]) => ({
       key,
       state: c.state,
       readableBytes: c.readableBytes,
@@ -243,7 +235,7 @@ export class TcpStack {
     } catch (error) {
       throw new TcpError("EADDRNOTAVAIL", (error as Error).message);
     }
-    const localPort = this.#pickPort((p) => !this.#table.has(tupleKey(remote, port, local, p)));
+    const localPort = this.#pickPort((p) => !this.#table.has(remote, port, local, p));
     if (localPort === undefined) throw new TcpError("EADDRNOTAVAIL", "no free local port");
     return new Promise<TcpStream>((resolve, reject) => {
       let cancelTimeout: CancelTimer | undefined;
@@ -324,7 +316,7 @@ export class TcpStack {
     if (this.#closed) return;
     this.#closed = true;
     for (const { server } of [...this.#listeners.values()]) server.close();
-    for (const connection of [...this.#table.values()]) connection.abort();
+    for (const connection of this.#table.values()) connection.abort();
     this.#netstack.onTcp(undefined);
   }
 
@@ -384,12 +376,15 @@ export class TcpStack {
     localPort: number,
     make: (options: TcpConnectionOptions) => TcpConnection | undefined,
   ): TcpConnection {
-    const key = tupleKey(remote, remotePort, local, localPort);
     let connection: TcpConnection | undefined;
     let released = false;
+    const loopback = this.#netstack.addresses.some((ours) => sameAddress(ours, remote));
     const made = make({
       clock: this.#clock,
-      send: (segment) => this.#send(segment, local, remote),
+      send: (segment) => this.#send(segment, local, remote, loopback),
+      // The Netstack encodes what we send at once and copies every packet it receives.
+      sendPayloadViews: true,
+      receivedPayloadsOwned: true,
       randomUint32: this.#randomUint32,
       localPort,
       remotePort,
@@ -405,8 +400,11 @@ export class TcpStack {
       ...(this.#options.keepalive === undefined ? {} : { keepalive: this.#options.keepalive }),
       onRelease: () => {
         released = true;
-        if (connection !== undefined && this.#table.get(key) === connection) {
-          this.#table.delete(key);
+        if (
+          connection !== undefined &&
+          this.#table.get(remote, remotePort, local, localPort) === connection
+        ) {
+          this.#table.delete(remote, remotePort, local, localPort);
           this.#usePort(localPort, -1);
         }
       },
@@ -414,14 +412,19 @@ export class TcpStack {
     connection = made;
     if (made !== undefined && !released) {
       this.#endpoints.set(made, { remote, remotePort, localPort });
-      this.#table.set(key, made);
+      this.#table.set(remote, remotePort, local, localPort, made);
       this.#usePort(localPort, 1);
     }
     return made as TcpConnection;
   }
 
-  #send(segment: TcpSegment, local: Uint8Array, remote: Uint8Array): void {
-    if (this.#netstack.addresses.some((ours) => sameAddress(ours, remote))) {
+  #send(
+    segment: TcpSegment,
+    local: Uint8Array,
+    remote: Uint8Array,
+    loopback = this.#netstack.addresses.some((ours) => sameAddress(ours, remote)),
+  ): void {
+    if (loopback) {
       // Loopback: back in through the clock, never synchronously into the sender.
       this.#loopbackSegments++;
       const copy = { ...segment, payload: segment.payload.slice() };
@@ -447,8 +450,12 @@ export class TcpStack {
   /** A segment from `source` to our `destination` (the Netstack's onTcp contract). */
   #receive(segment: TcpSegment, source: Uint8Array, destination: Uint8Array): void {
     if (this.#closed) return;
-    const key = tupleKey(source, segment.sourcePort, destination, segment.destinationPort);
-    const existing = this.#table.get(key);
+    const existing = this.#table.get(
+      source,
+      segment.sourcePort,
+      destination,
+      segment.destinationPort,
+    );
     const entry = this.#listeners.get(segment.destinationPort);
     if (existing !== undefined) {
       if (!(entry !== undefined && existing.acceptsNewSyn(segment))) {
@@ -469,10 +476,7 @@ export class TcpStack {
       return;
     }
     this.#open(source, segment.sourcePort, destination, segment.destinationPort, (options) =>
-      entry.listener.receive(segment, {
-        ...options,
-        send: (s) => this.#send(s, destination, source),
-      }),
+      entry.listener.receive(segment, options),
     );
   }
 }

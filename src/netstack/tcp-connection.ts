@@ -263,6 +263,7 @@ export class TcpConnection {
   #rcvScaleInUse = 0;
   readonly #receiveCapacity: number;
   #readable: Uint8Array[] = [];
+  #readableHead = 0;
   #readableBytes = 0;
   readonly #reassembly = new ReassemblyQueue(MAX_REASSEMBLY_SEGMENTS);
   /** Where the peer's FIN sits when it arrived ahead of missing data. */
@@ -461,15 +462,30 @@ export class TcpConnection {
   /** Takes up to `maxBytes` in-order received bytes (all by default), opening the window. */
   read(maxBytes = Number.POSITIVE_INFINITY): Uint8Array {
     const n = Math.min(maxBytes, this.#readableBytes);
-    const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const chunk = this.#readable[0]!;
-      const take = Math.min(chunk.length, n - filled);
-      out.set(chunk.subarray(0, take), filled);
-      filled += take;
-      if (take === chunk.length) this.#readable.shift();
-      else this.#readable[0] = chunk.subarray(take);
+    const readable = this.#readable;
+    let out: Uint8Array;
+    if (n === readable[this.#readableHead]?.length) {
+      // Exactly the first chunk (ours since delivery): no copy.
+      out = readable[this.#readableHead++]!;
+    } else {
+      out = new Uint8Array(n);
+      let filled = 0;
+      while (filled < n) {
+        const chunk = readable[this.#readableHead]!;
+        const take = Math.min(chunk.length, n - filled);
+        out.set(take === chunk.length ? chunk : chunk.subarray(0, take), filled);
+        filled += take;
+        if (take === chunk.length) this.#readableHead++;
+        else readable[this.#readableHead] = chunk.subarray(take);
+      }
+    }
+    // The queue is an array with a head index (shift() moves every element each time).
+    if (this.#readableHead === readable.length) {
+      readable.length = 0;
+      this.#readableHead = 0;
+    } else if (this.#readableHead > 1024) {
+      readable.splice(0, this.#readableHead);
+      this.#readableHead = 0;
     }
     this.#readableBytes -= n;
     // Receiver-side silly window avoidance (RFC 9293 §3.8.6.2.2): announce the opened

@@ -2,9 +2,8 @@
  * IPv4 headers (RFC 791 §3.1) for the userspace stack: decode with the header checksum
  * checked and options skipped (their length honoured), encode without options.
  *
- * Fragments are recognised, not reassembled: `decodeIpv4` reports the fragment fields and
- * the netstack drops fragments (counted as "fragment"). Peers send whole packets within
- * the tunnel MTU, so reassembly (RFC 791 §3.2, RFC 815) is left for later.
+ * `decodeIpv4` reports the fragment fields; the Netstack reassembles fragments
+ * (ip-reassembly.ts, RFC 791 §3.2 and RFC 815).
  */
 import { IPV4_BYTES } from "../net/ip.ts";
 import { parseIpv4Header } from "../net/ipv4-fragment.ts";

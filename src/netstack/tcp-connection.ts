@@ -370,6 +370,27 @@ export class TcpConnection {
     return connection;
   }
 
+  /**
+   * Passive open from the ACK that returned a SYN cookie (tcp-syn-cookie.ts): the
+   * connection is rebuilt in SYN-RECEIVED as if our SYN+ACK (ISS = `ack.ack - 1`, MSS
+   * `mss` for the peer, no window scaling or SACK) had been sent, without sending
+   * anything. Hand it `ack` with `receive` to complete the handshake (and take any data).
+   */
+  static acceptCookie(ack: TcpSegment, mss: number, options: TcpConnectionOptions): TcpConnection {
+    const iss = seqAdd(ack.ack, -1);
+    const connection = new TcpConnection({ ...options, randomUint32: () => iss, sack: false });
+    connection.#state = "SYN-RECEIVED";
+    const peerIsn = seqAdd(ack.seq, -1);
+    connection.#takeSynOptions({ ...ack, seq: peerIsn, options: { mss } });
+    connection.#sndWnd = ack.window;
+    connection.#maxSndWnd = ack.window;
+    connection.#sndWl1 = peerIsn;
+    connection.#sndWl2 = iss;
+    connection.#sndNxt = ack.ack;
+    connection.#sndMax = ack.ack;
+    return connection;
+  }
+
   get state(): TcpState {
     return this.#state;
   }

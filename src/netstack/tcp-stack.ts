@@ -100,6 +100,16 @@ export interface TcpStackCounters {
   readonly loopbackSegments: number;
   /** Segments the Netstack refused to send (a bug, counted rather than thrown). */
   readonly sendErrors: number;
+  /** SYN+ACKs with a SYN cookie, by the listeners open now. */
+  readonly synCookiesSent: number;
+  /** Connections made from a returned SYN cookie, by the listeners open now. */
+  readonly synCookiesAccepted: number;
+}
+
+function sum(listeners: Map<number, ListenerEntry>, of: (l: ListenerEntry) => number): number {
+  let total = 0;
+  for (const entry of listeners.values()) total += of(entry);
+  return total;
 }
 
 function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
@@ -189,6 +199,8 @@ export class TcpStack {
       refusedForLimit: this.#refusedForLimit,
       loopbackSegments: this.#loopbackSegments,
       sendErrors: this.#sendErrors,
+      synCookiesSent: sum(this.#listeners, (l) => l.listener.stats.cookiesSent),
+      synCookiesAccepted: sum(this.#listeners, (l) => l.listener.stats.cookiesAccepted),
     };
   }
 
@@ -470,14 +482,15 @@ export class TcpStack {
     }
     const f = segment.flags;
     const isSyn = f.syn && !f.ack && !f.rst && !f.fin;
-    if (isSyn && this.#table.size >= this.#maxConnections) {
+    if ((isSyn || f.ack) && this.#table.size >= this.#maxConnections) {
       this.#refusedForLimit++;
       this.#sendReset(segment, source, destination);
       return;
     }
     this.#open(source, segment.sourcePort, destination, segment.destinationPort, (options) =>
-      entry.listener.receive(segment, options),
+      entry.listener.receive(segment, options, { remote: source, local: destination }),
     );
+    entry.listener.settle(); // a connection from a SYN cookie, filed now, takes its ACK
   }
 }
 

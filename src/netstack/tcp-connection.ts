@@ -135,6 +135,11 @@ export interface TcpConnectionOptions {
    * in-order data is kept without another copy; copied by default.
    */
   readonly receivedPayloadsOwned?: boolean;
+  /**
+   * A limit shared with other connections (the stack's), asked after this connection's
+   * own 10 a second before each challenge ACK (RFC 5961 §7); none by default.
+   */
+  readonly challengeAckLimit?: { take(nowMs: number): boolean };
 }
 
 /** Counters for what the connection did with odd input; all start at 0. */
@@ -213,6 +218,7 @@ export class TcpConnection {
   readonly #sackEnabled: boolean;
   readonly #sendPayloadViews: boolean;
   readonly #receivedPayloadsOwned: boolean;
+  readonly #challengeAckLimit: { take(nowMs: number): boolean } | undefined;
   #events: TcpConnectionEvents;
   readonly #onRelease: ((reason: TcpCloseReason) => void) | undefined;
   #state: TcpState = "CLOSED";
@@ -330,6 +336,7 @@ export class TcpConnection {
     this.#sackEnabled = options.sack ?? true;
     this.#sendPayloadViews = options.sendPayloadViews ?? false;
     this.#receivedPayloadsOwned = options.receivedPayloadsOwned ?? false;
+    this.#challengeAckLimit = options.challengeAckLimit;
     this.#retransmitTimer = new LazyTimer(options.clock, () => this.#onRetransmitTimeout());
     this.#delayedAckTimer = new LazyTimer(options.clock, () => this.#sendAck());
     this.#keepaliveTimer = new LazyTimer(options.clock, () => this.#onKeepalive());
@@ -1079,6 +1086,7 @@ export class TcpConnection {
       this.#challengeCount = 0;
     }
     if (this.#challengeCount >= CHALLENGE_ACKS_PER_SECOND) return;
+    if (this.#challengeAckLimit !== undefined && !this.#challengeAckLimit.take(now)) return;
     this.#challengeCount++;
     this.stats.challengeAcks++;
     this.#sendAck();

@@ -28,6 +28,7 @@ import {
   type TcpKeepaliveOptions,
 } from "./tcp-connection.ts";
 import { resetFor, TcpListener } from "./tcp-listener.ts";
+import { PerSecondLimit } from "./tcp-rate-limit.ts";
 import type { TcpSegment } from "./tcp-segment.ts";
 import { TupleTable } from "./tcp-tuple-table.ts";
 
@@ -37,6 +38,10 @@ export const DEFAULT_MAX_TCP_CONNECTIONS = 4096;
 export const DEFAULT_ACCEPT_BACKLOG = 128;
 /** Bytes a stream's readable side queues ahead of its reader by default. */
 export const DEFAULT_READ_HIGH_WATER_BYTES = 64 * 1024;
+/** Challenge ACKs a second for the whole stack by default (Linux's tcp_challenge_ack_limit). */
+export const DEFAULT_CHALLENGE_ACKS_PER_SECOND = 1000;
+/** RSTs a second for segments no connection owns, by default. */
+export const DEFAULT_RESETS_PER_SECOND = 1000;
 const EPHEMERAL_FIRST_PORT = 49152;
 const EPHEMERAL_PORT_COUNT = 65536 - EPHEMERAL_FIRST_PORT;
 
@@ -74,6 +79,13 @@ export interface TcpStackOptions {
   readonly keepalive?: TcpKeepaliveOptions;
   /** Bytes a stream's readable side queues ahead of its reader. */
   readonly readHighWaterBytes?: number;
+  /**
+   * Challenge ACKs (RFC 5961 §7) all connections send together, a second on average
+   * (randomised per second, see tcp-rate-limit.ts); 1000 by default, as Linux.
+   */
+  readonly challengeAcksPerSecond?: number;
+  /** RSTs a second for segments no connection owns (same randomisation); 1000 by default. */
+  readonly resetsPerSecond?: number;
   /** Turns a name that is not an IP address into one, for `dial`; none by default. */
   readonly resolve?: (name: string) => Promise<string>;
 }
@@ -104,6 +116,10 @@ export interface TcpStackCounters {
   readonly synCookiesSent: number;
   /** Connections made from a returned SYN cookie, by the listeners open now. */
   readonly synCookiesAccepted: number;
+  /** RSTs for segments nobody owns not sent for `resetsPerSecond`. */
+  readonly resetsRateLimited: number;
+  /** Challenge ACKs not sent for `challengeAcksPerSecond`. */
+  readonly challengeAcksRateLimited: number;
 }
 
 function sum(listeners: Map<number, ListenerEntry>, of: (l: ListenerEntry) => number): number {
@@ -171,6 +187,8 @@ export class TcpStack {
   #refusedForLimit = 0;
   #loopbackSegments = 0;
   #sendErrors = 0;
+  readonly #challengeAckLimit: PerSecondLimit;
+  readonly #resetLimit: PerSecondLimit;
 
   constructor(netstack: Netstack, options: TcpStackOptions) {
     this.#netstack = netstack;
@@ -182,6 +200,14 @@ export class TcpStack {
       throw new RangeError(`Expected "maxConnections" to be a positive integer, got ${max}`);
     }
     this.#maxConnections = max;
+    this.#challengeAckLimit = new PerSecondLimit(
+      options.challengeAcksPerSecond ?? DEFAULT_CHALLENGE_ACKS_PER_SECOND,
+      options.randomUint32,
+    );
+    this.#resetLimit = new PerSecondLimit(
+      options.resetsPerSecond ?? DEFAULT_RESETS_PER_SECOND,
+      options.randomUint32,
+    );
     this.#portCursor = (options.randomUint32() >>> 0) % EPHEMERAL_PORT_COUNT;
     netstack.onTcp((segment, source, destination) => this.#receive(segment, source, destination));
   }
@@ -201,6 +227,8 @@ export class TcpStack {
       sendErrors: this.#sendErrors,
       synCookiesSent: sum(this.#listeners, (l) => l.listener.stats.cookiesSent),
       synCookiesAccepted: sum(this.#listeners, (l) => l.listener.stats.cookiesAccepted),
+      resetsRateLimited: this.#resetLimit.refused,
+      challengeAcksRateLimited: this.#challengeAckLimit.refused,
     };
   }
 
@@ -397,6 +425,7 @@ export class TcpStack {
       // The Netstack encodes what we send at once and copies every packet it receives.
       sendPayloadViews: true,
       receivedPayloadsOwned: true,
+      challengeAckLimit: this.#challengeAckLimit,
       randomUint32: this.#randomUint32,
       localPort,
       remotePort,
@@ -455,6 +484,7 @@ export class TcpStack {
   #sendReset(segment: TcpSegment, source: Uint8Array, destination: Uint8Array): void {
     const reset = resetFor(segment);
     if (reset === undefined) return;
+    if (!this.#resetLimit.take(this.#clock.now())) return;
     this.#resetsSent++;
     this.#send(reset, destination, source);
   }
@@ -487,9 +517,27 @@ export class TcpStack {
       this.#sendReset(segment, source, destination);
       return;
     }
-    this.#open(source, segment.sourcePort, destination, segment.destinationPort, (options) =>
-      entry.listener.receive(segment, options, { remote: source, local: destination }),
-    );
+    let inListener = true;
+    this.#open(source, segment.sourcePort, destination, segment.destinationPort, (options) => {
+      const made = entry.listener.receive(
+        segment,
+        {
+          ...options,
+          // A RST the listener sends at once answers a stray segment nobody owns: it is
+          // limited like ours; a connection's later RSTs are its own business.
+          send: (s) => {
+            if (!inListener || !s.flags.rst) options.send(s);
+            else if (this.#resetLimit.take(this.#clock.now())) {
+              this.#resetsSent++;
+              options.send(s);
+            }
+          },
+        },
+        { remote: source, local: destination },
+      );
+      inListener = false;
+      return made;
+    });
     entry.listener.settle(); // a connection from a SYN cookie, filed now, takes its ACK
   }
 }

@@ -5,19 +5,28 @@
  * arrive), never synchronously into the sender. One side listens and sends BYTES to
  * the other, which reads and discards them; MB/s is printed per run and as a median.
  *
- *   node --import tsx bench/netstack-loop.ts [megabytes] [runs]
+ *   node --import tsx bench/netstack-loop.ts [megabytes] [runs] [--tunnel]
  *   deno run -A bench/netstack-loop.ts
  *   bun bench/netstack-loop.ts
+ *
+ * With --tunnel the wire is two weft Devices (WireGuard, this runtime's native crypto)
+ * over real loopback UDP sockets, each Netstack being its Device's Tun: the stack's cost
+ * plus the tunnel's, both ends on this one process's core.
  *
  * Speed lives here, never in tests.
  */
 
 import { detectRuntime, loadRuntime } from "../runtimes/index.ts";
 import { Netstack, TcpStack } from "../src/netstack/index.ts";
+import type { Runtime } from "../src/runtime.ts";
+import { Device } from "../src/tunnel/device.ts";
 import { median } from "./harness.ts";
 
-const MEGABYTES = Number(globalThis.process?.argv?.[2] ?? 50) || 50;
-const RUNS = Number(globalThis.process?.argv?.[3] ?? 3) || 3;
+const ARGS = (globalThis.process?.argv ?? []).slice(2);
+const TUNNEL = ARGS.includes("--tunnel");
+const NUMBERS = ARGS.filter((a) => !a.startsWith("--"));
+const MEGABYTES = Number(NUMBERS[0] ?? 50) || 50;
+const RUNS = Number(NUMBERS[1] ?? 3) || 3;
 const BYTES = MEGABYTES * 1_000_000;
 const CHUNK = 64 * 1024;
 
@@ -57,6 +66,34 @@ function wire(
   };
 }
 
+/** Two Devices over loopback UDP with `a` and `b` as their Tuns, handshake done. */
+async function tunnel(runtime: Runtime, a: Netstack, b: Netstack): Promise<Device[]> {
+  const crypto = runtime.crypto;
+  const connA = await runtime.listenUdp({ port: 0, address: "127.0.0.1" });
+  const connB = await runtime.listenUdp({ port: 0, address: "127.0.0.1" });
+  const keyA = crypto.generatePrivateKey();
+  const keyB = crypto.generatePrivateKey();
+  const clock = runtime.clock;
+  const deviceA = new Device({ crypto, clock, conn: connA, tun: a, privateKey: keyA });
+  const deviceB = new Device({ crypto, clock, conn: connB, tun: b, privateKey: keyB });
+  deviceA.addPeer({
+    publicKey: crypto.publicKey(keyB),
+    allowedIps: [{ address: Uint8Array.of(10, 40, 0, 2), prefixLength: 32 }],
+    endpoint: { address: "127.0.0.1", port: connB.localPort },
+  });
+  deviceB.addPeer({
+    publicKey: crypto.publicKey(keyA),
+    allowedIps: [{ address: Uint8Array.of(10, 40, 0, 1), prefixLength: 32 }],
+    endpoint: { address: "127.0.0.1", port: connA.localPort },
+  });
+  deviceA.connect(crypto.publicKey(keyB));
+  for (let i = 0; i < 100 && deviceB.peers()[0]!.handshakesCompleted === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  if (deviceB.peers()[0]!.handshakesCompleted === 0) throw new Error("no handshake");
+  return [deviceA, deviceB];
+}
+
 async function run(): Promise<number> {
   const runtime = await loadRuntime();
   const clock = runtime.clock;
@@ -64,8 +101,13 @@ async function run(): Promise<number> {
   const stackA = new Netstack({ addresses: ["10.40.0.1"], clock });
   const stackB = new Netstack({ addresses: ["10.40.0.2"], clock });
   const channels: Channel[] = [];
-  stackA.onPacket(wire((p) => stackB.write(p), channels));
-  stackB.onPacket(wire((p) => stackA.write(p), channels));
+  const devices: Device[] = [];
+  if (TUNNEL) {
+    devices.push(...(await tunnel(runtime, stackA, stackB)));
+  } else {
+    stackA.onPacket(wire((p) => stackB.write(p), channels));
+    stackB.onPacket(wire((p) => stackA.write(p), channels));
+  }
   const tcpA = new TcpStack(stackA, { clock, randomUint32: random });
   const tcpB = new TcpStack(stackB, { clock, randomUint32: random });
   const server = tcpB.listen(80);
@@ -90,6 +132,7 @@ async function run(): Promise<number> {
   tcpB.close();
   await stackA.close();
   await stackB.close();
+  for (const device of devices) await device.close();
   for (const channel of channels) {
     channel.port1.close();
     channel.port2.close();
@@ -105,5 +148,5 @@ for (let i = 0; i < RUNS; i++) {
 }
 const m = median(rates);
 console.log(
-  `${detectRuntime()} netstack loop, ${MEGABYTES} MB: median ${m.toFixed(1)} MB/s (${(m * 8).toFixed(0)} Mbit/s) over ${RUNS} runs`,
+  `${detectRuntime()} netstack loop${TUNNEL ? " through a loopback WireGuard tunnel" : ""}, ${MEGABYTES} MB: median ${m.toFixed(1)} MB/s (${(m * 8).toFixed(0)} Mbit/s) over ${RUNS} runs`,
 );

@@ -2,13 +2,12 @@
  * IPv4 headers (RFC 791 §3.1) for the userspace stack: decode with the header checksum
  * checked and options skipped (their length honoured), encode without options.
  *
- * Fragments are recognised, not reassembled: `decodeIpv4` reports the fragment fields and
- * the netstack drops fragments (counted as "fragment"). Peers send whole packets within
- * the tunnel MTU, so reassembly (RFC 791 §3.2, RFC 815) is left for later.
+ * `decodeIpv4` reports the fragment fields; the Netstack reassembles fragments
+ * (ip-reassembly.ts, RFC 791 §3.2 and RFC 815).
  */
-import { internetChecksum } from "../net/checksum.ts";
 import { IPV4_BYTES } from "../net/ip.ts";
 import { parseIpv4Header } from "../net/ipv4-fragment.ts";
+import { sumWords } from "./checksum.ts";
 import { DEFAULT_HOP_LIMIT, IPV4_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
 
@@ -68,7 +67,12 @@ export function isIpv4Fragment(packet: Ipv4Packet): boolean {
  * ```
  */
 export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
-  // One IPv4 header parser for the whole core: the one path MTU and ICMP errors use.
+  if (bytes.length >= IPV4_HEADER_BYTES && bytes[0] === FIRST_BYTE_WITHOUT_OPTIONS) {
+    const fast = decodeWithoutOptions(bytes);
+    if (fast !== undefined) return fast;
+  }
+  // One IPv4 header parser for the whole core: the one path MTU and ICMP errors use. It
+  // also gives the reason for every packet the fast path above does not take.
   const header = parseIpv4Header(bytes);
   if ("error" in header) return decodeError(header.error);
   return {
@@ -86,6 +90,42 @@ export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
   };
 }
 
+const FIRST_BYTE_WITHOUT_OPTIONS = (VERSION << 4) | (IPV4_HEADER_BYTES / 4);
+const FLAG_MORE_FRAGMENTS = 0x2000;
+const FRAGMENT_OFFSET_MASK = 0x1fff;
+
+/**
+ * The common case on the hot path, a 20-byte header without options, read with the same
+ * rules as `parseIpv4Header` (total length within the packet, checksum, fragment fields)
+ * but without its options walk and its allocations; undefined for anything it refuses,
+ * so that `parseIpv4Header` says why.
+ */
+function decodeWithoutOptions(bytes: Uint8Array): Ipv4Packet | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, IPV4_HEADER_BYTES);
+  const totalBytes = view.getUint16(2);
+  if (totalBytes < IPV4_HEADER_BYTES || totalBytes > bytes.length) return undefined;
+  if (sumWords(bytes.subarray(0, IPV4_HEADER_BYTES)) !== 0xffff) return undefined;
+  const flagsAndOffset = view.getUint16(6);
+  const moreFragments = (flagsAndOffset & FLAG_MORE_FRAGMENTS) !== 0;
+  const fragmentOffsetBytes = (flagsAndOffset & FRAGMENT_OFFSET_MASK) * 8;
+  const dataBytes = totalBytes - IPV4_HEADER_BYTES;
+  if (fragmentOffsetBytes + dataBytes > MAX_TOTAL_BYTES) return undefined;
+  if (moreFragments && dataBytes % 8 !== 0) return undefined;
+  return {
+    headerBytes: IPV4_HEADER_BYTES,
+    typeOfService: bytes[1]!,
+    identification: view.getUint16(4),
+    dontFragment: (flagsAndOffset & FLAG_DONT_FRAGMENT) !== 0,
+    moreFragments,
+    fragmentOffsetBytes,
+    timeToLive: bytes[8]!,
+    protocol: bytes[9]!,
+    source: bytes.subarray(12, 16),
+    destination: bytes.subarray(16, 20),
+    payload: bytes.subarray(IPV4_HEADER_BYTES, totalBytes),
+  };
+}
+
 /**
  * A 20-byte IPv4 header with its checksum, followed by `payload`. Throws `RangeError`
  * for addresses that are not 4 bytes or a packet over 65535 bytes.
@@ -96,14 +136,29 @@ export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
  * ```
  */
 export function encodeIpv4(fields: Ipv4HeaderFields, payload: Uint8Array): Uint8Array {
+  const packet = new Uint8Array(IPV4_HEADER_BYTES + payload.length);
+  writeIpv4Header(packet, fields, payload.length);
+  packet.set(payload, IPV4_HEADER_BYTES);
+  return packet;
+}
+
+/**
+ * Writes the 20-byte header of an IPv4 packet carrying `payloadBytes` into the start of
+ * `packet`, checksum included, for a caller that lays the payload out after it itself.
+ * Throws `RangeError` like `encodeIpv4`.
+ */
+export function writeIpv4Header(
+  packet: Uint8Array,
+  fields: Ipv4HeaderFields,
+  payloadBytes: number,
+): void {
   assertAddress(fields.source, "source");
   assertAddress(fields.destination, "destination");
-  const totalBytes = IPV4_HEADER_BYTES + payload.length;
+  const totalBytes = IPV4_HEADER_BYTES + payloadBytes;
   if (totalBytes > MAX_TOTAL_BYTES) {
     throw new RangeError(`Expected an IPv4 packet of at most 65535 bytes, got ${totalBytes}`);
   }
-  const packet = new Uint8Array(totalBytes);
-  const view = new DataView(packet.buffer);
+  const view = new DataView(packet.buffer, packet.byteOffset, IPV4_HEADER_BYTES);
   packet[0] = (VERSION << 4) | (IPV4_HEADER_BYTES / 4);
   packet[1] = fields.typeOfService ?? 0;
   view.setUint16(2, totalBytes);
@@ -111,11 +166,10 @@ export function encodeIpv4(fields: Ipv4HeaderFields, payload: Uint8Array): Uint8
   view.setUint16(6, (fields.dontFragment ?? true) ? FLAG_DONT_FRAGMENT : 0);
   packet[8] = fields.timeToLive ?? DEFAULT_HOP_LIMIT;
   packet[9] = fields.protocol;
+  view.setUint16(CHECKSUM_OFFSET, 0);
   packet.set(fields.source, 12);
   packet.set(fields.destination, 16);
-  view.setUint16(CHECKSUM_OFFSET, internetChecksum(packet.subarray(0, IPV4_HEADER_BYTES)));
-  packet.set(payload, IPV4_HEADER_BYTES);
-  return packet;
+  view.setUint16(CHECKSUM_OFFSET, ~sumWords(packet.subarray(0, IPV4_HEADER_BYTES)) & 0xffff);
 }
 
 function assertAddress(address: Uint8Array, name: string): void {

@@ -193,26 +193,39 @@ function checkOptions(options: Uint8Array): DecodeError | undefined {
  * ```
  */
 export function encodeIpv6(fields: Ipv6HeaderFields, payload: Uint8Array): Uint8Array {
+  const packet = new Uint8Array(IPV6_HEADER_BYTES + payload.length);
+  writeIpv6Header(packet, fields, payload.length);
+  packet.set(payload, IPV6_HEADER_BYTES);
+  return packet;
+}
+
+/**
+ * Writes the 40-byte header of an IPv6 packet carrying `payloadBytes` into the start of
+ * `packet`, for a caller that lays the payload out after it itself. Throws `RangeError`
+ * like `encodeIpv6`.
+ */
+export function writeIpv6Header(
+  packet: Uint8Array,
+  fields: Ipv6HeaderFields,
+  payloadBytes: number,
+): void {
   assertAddress(fields.source, "source");
   assertAddress(fields.destination, "destination");
-  if (payload.length > MAX_PAYLOAD_BYTES) {
-    throw new RangeError(`Expected an IPv6 payload of at most 65535 bytes, got ${payload.length}`);
+  if (payloadBytes > MAX_PAYLOAD_BYTES) {
+    throw new RangeError(`Expected an IPv6 payload of at most 65535 bytes, got ${payloadBytes}`);
   }
-  const packet = new Uint8Array(IPV6_HEADER_BYTES + payload.length);
-  const view = new DataView(packet.buffer);
+  const view = new DataView(packet.buffer, packet.byteOffset, IPV6_HEADER_BYTES);
   const trafficClass = fields.trafficClass ?? 0;
   const flowLabel = fields.flowLabel ?? 0;
   view.setUint32(
     0,
     ((VERSION << 28) | ((trafficClass & 0xff) << 20) | (flowLabel & 0xfffff)) >>> 0,
   );
-  view.setUint16(4, payload.length);
+  view.setUint16(4, payloadBytes);
   packet[6] = fields.protocol;
   packet[7] = fields.hopLimit ?? DEFAULT_HOP_LIMIT;
   packet.set(fields.source, 8);
   packet.set(fields.destination, 24);
-  packet.set(payload, IPV6_HEADER_BYTES);
-  return packet;
 }
 
 function assertAddress(address: Uint8Array, name: string): void {

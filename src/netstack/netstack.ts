@@ -5,7 +5,8 @@
  * `tun/netstack` is just another `tun.Device`).
  *
  * ```
- *  mesh ── write(packet) ─► decode IPv4/IPv6 ─┬─ not ours, fragment, bad ─► drop (counted)
+ *  mesh ── write(packet) ─► decode IPv4/IPv6 ─┬─ not ours, bad ─► drop (counted)
+ *                                             ├─ fragment ─► reassembly ─► whole: decoded again
  *                                             ├─ ICMP/ICMPv6 echo request ─► echo reply ─┐
  *                                             ├─ UDP, port bound ─► handler              │
  *                                             ├─ UDP, port free ─► port unreachable ─────┤
@@ -15,13 +16,14 @@
  *
  * It holds no clock and no timers: TCP's timers belong to the connection state machine
  * that plugs in through `onTcp` and `sendTcp` (`new TcpStack(netstack, ...)` in
- * tcp-stack.ts does, and offers `dial` and `listen`). Fragments are dropped (no
- * reassembly yet).
+ * tcp-stack.ts does, and offers `dial` and `listen`). Fragments of IPv4 and IPv6 are
+ * reassembled (ip-reassembly.ts) with bounded memory, overlaps refused.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import { TokenBuckets } from "../mesh/token-buckets.ts";
 import { formatIp, IPV4_BYTES, IPV6_BYTES, parseIp } from "../net/ip.ts";
 import type { PacketHandler, Tun } from "../net/tun.ts";
+import { sumWords } from "./checksum.ts";
 import {
   IPV4_HEADER_BYTES,
   IPV6_HEADER_BYTES,
@@ -33,10 +35,28 @@ import {
 } from "./constants.ts";
 import { isDecodeError } from "./decode-error.ts";
 import { decodeIcmpv4, decodeIcmpv6, encodeIcmpv4Echo, encodeIcmpv6Echo } from "./icmp.ts";
-import { decodeIpv4, encodeIpv4, isIpv4Fragment } from "./ipv4.ts";
-import { decodeIpv6, encodeIpv6 } from "./ipv6.ts";
+import {
+  IPV4_REASSEMBLY_TIMEOUT_MS,
+  IPV6_REASSEMBLY_TIMEOUT_MS,
+  Reassembler,
+  type ReassemblerOptions,
+} from "./ip-reassembly.ts";
+import {
+  decodeIpv4,
+  encodeIpv4,
+  type Ipv4Packet,
+  isIpv4Fragment,
+  writeIpv4Header,
+} from "./ipv4.ts";
+import {
+  decodeIpv6,
+  encodeIpv6,
+  type Ipv6Fragment,
+  type Ipv6Packet,
+  writeIpv6Header,
+} from "./ipv6.ts";
 import { portUnreachable } from "./port-unreachable.ts";
-import { decodeTcp, encodeTcp } from "./tcp-header.ts";
+import { decodeTcp, encodedOptions, writeTcp } from "./tcp-header.ts";
 import type { TcpSegment } from "./tcp-segment.ts";
 import { decodeUdp, encodeUdp } from "./udp.ts";
 
@@ -51,6 +71,7 @@ const EPHEMERAL_LAST_PORT = 65535;
  */
 export const NETSTACK_ICMP_ERRORS_PER_SECOND = 10;
 const ICMP_ERROR_BURST = 10;
+const IPV4_FLAG_DONT_FRAGMENT = 0x4000;
 
 export interface NetstackOptions {
   /** Our addresses, IPv4 and/or IPv6, such as "10.40.0.2" or "fd00::2" (a "/len" is ignored). */
@@ -61,6 +82,8 @@ export interface NetstackOptions {
   readonly mtuBytes?: number;
   /** Time for rate limiting ICMP errors; the system clock by default. */
   readonly clock?: Pick<Clock, "now">;
+  /** Bounds on fragment reassembly, per IP version: 4 MiB in 64 datagrams by default. */
+  readonly reassembly?: ReassemblerOptions;
 }
 
 /** A UDP datagram delivered to a bound port. Its bytes stay valid after the call. */
@@ -96,6 +119,10 @@ export interface NetstackCounters {
   readonly echoRepliesSent: number;
   readonly udpDelivered: number;
   readonly tcpDelivered: number;
+  /** Datagrams reassembled from fragments (each then counted like any packet). */
+  readonly reassembled: number;
+  /** Bytes held for reassembly now, both IP versions. */
+  readonly reassemblyBytes: number;
   /** Packets dropped, by reason ("not-for-us", "fragment", "ipv4-bad-checksum", ...). */
   readonly drops: Readonly<Record<string, number>>;
 }
@@ -125,6 +152,9 @@ export class Netstack implements Tun {
   #udpDelivered = 0;
   #tcpDelivered = 0;
   readonly #drops = new Map<string, number>();
+  #reassembled = 0;
+  readonly #reassembly4: Reassembler<Uint8Array>;
+  readonly #reassembly6: Reassembler<Ipv6Packet>;
   readonly #clock: Pick<Clock, "now">;
   readonly #errorLimiter = new TokenBuckets<string>(
     NETSTACK_ICMP_ERRORS_PER_SECOND,
@@ -141,6 +171,8 @@ export class Netstack implements Tun {
         `Expected "mtuBytes" to be an integer from 68 to 65535, got ${this.mtuBytes}`,
       );
     }
+    this.#reassembly4 = new Reassembler(IPV4_REASSEMBLY_TIMEOUT_MS, options.reassembly);
+    this.#reassembly6 = new Reassembler(IPV6_REASSEMBLY_TIMEOUT_MS, options.reassembly);
     if (options.addresses.length === 0) throw new RangeError(`Expected at least one address`);
     this.addresses = options.addresses.map((text) => {
       const address = parseIp(text.split("/")[0]!);
@@ -237,9 +269,21 @@ export class Netstack implements Tun {
     if (destination.length !== source.length) {
       throw new RangeError(`Expected "destination" of the same IP version as "source"`);
     }
-    this.#emit(
-      this.#wrap(source, destination, PROTOCOL_TCP, encodeTcp(segment, source, destination)),
-    );
+    // One buffer for the IP header, the TCP header and the payload: the payload is
+    // copied once, straight from the connection's send buffer.
+    const options = encodedOptions(segment.options);
+    const ipHeaderBytes = source.length === IPV4_BYTES ? IPV4_HEADER_BYTES : IPV6_HEADER_BYTES;
+    const tcpBytes = TCP_MIN_HEADER_BYTES + options.length + segment.payload.length;
+    const total = ipHeaderBytes + tcpBytes;
+    if (total > this.mtuBytes) {
+      throw new RangeError(`Expected a packet of at most ${this.mtuBytes} bytes, got ${total}`);
+    }
+    const packet = new Uint8Array(total);
+    writeTcp(segment, options, source, destination, packet, ipHeaderBytes);
+    const fields = { source, destination, protocol: PROTOCOL_TCP };
+    if (ipHeaderBytes === IPV4_HEADER_BYTES) writeIpv4Header(packet, fields, tcpBytes);
+    else writeIpv6Header(packet, fields, tcpBytes);
+    this.#emit(packet);
   }
 
   /**
@@ -277,6 +321,8 @@ export class Netstack implements Tun {
       echoRepliesSent: this.#echoRepliesSent,
       udpDelivered: this.#udpDelivered,
       tcpDelivered: this.#tcpDelivered,
+      reassembled: this.#reassembled,
+      reassemblyBytes: this.#reassembly4.bytes + this.#reassembly6.bytes,
       drops: Object.fromEntries(this.#drops),
     };
   }
@@ -296,7 +342,7 @@ export class Netstack implements Tun {
       return;
     }
     if (isIpv4Fragment(ip)) {
-      this.#drop("fragment");
+      this.#reassembleIpv4(bytes, ip);
       return;
     }
     const packet = bytes.subarray(0, ip.headerBytes + ip.payload.length);
@@ -338,7 +384,7 @@ export class Netstack implements Tun {
       return;
     }
     if (ip.fragment !== undefined) {
-      this.#drop("fragment");
+      this.#reassembleIpv6(ip, ip.fragment);
       return;
     }
     const packet = bytes.subarray(0, ip.payload.byteOffset + ip.payload.length);
@@ -363,6 +409,89 @@ export class Netstack implements Tun {
       return;
     }
     this.#receiveTransport(packet, ip.protocol, ip.payload, ip.source, ip.destination);
+  }
+
+  /**
+   * A fragment of an IPv4 datagram for us: held until the datagram is whole, which is
+   * then rebuilt with the first fragment's header and received like any packet.
+   */
+  #reassembleIpv4(bytes: Uint8Array, ip: Ipv4Packet): void {
+    // RFC 1858 §3.2: a TCP fragment at offset 8 can only be rewriting the TCP flags.
+    if (ip.protocol === PROTOCOL_TCP && ip.fragmentOffsetBytes === 8) {
+      this.#drop("fragment-tiny");
+      return;
+    }
+    const key = `${ip.source.join(".")}>${ip.destination.join(".")}|${ip.protocol}|${ip.identification}`;
+    const result = this.#reassembly4.add(
+      key,
+      { offsetBytes: ip.fragmentOffsetBytes, moreFragments: ip.moreFragments, data: ip.payload },
+      bytes.subarray(0, ip.headerBytes),
+      this.#clock.now(),
+      minimumTransportHeader(ip.protocol),
+    );
+    this.#syncReassemblyLosses();
+    if (result.kind === "dropped") this.#drop(result.reason);
+    if (result.kind !== "complete") return;
+    const header = result.header;
+    const total = header.length + result.data.length;
+    if (total > 0xffff) {
+      this.#drop("fragment-too-big");
+      return;
+    }
+    const packet = new Uint8Array(total);
+    packet.set(header);
+    packet.set(result.data, header.length);
+    const view = new DataView(packet.buffer);
+    view.setUint16(2, total);
+    view.setUint16(6, view.getUint16(6) & IPV4_FLAG_DONT_FRAGMENT); // one piece now
+    view.setUint16(10, 0);
+    view.setUint16(10, ~sumWords(packet.subarray(0, header.length)) & 0xffff);
+    this.#reassembled++;
+    this.#receiveIpv4(packet);
+  }
+
+  /** The same for IPv6 (RFC 8200 §4.5): the rebuilt packet keeps no extension headers. */
+  #reassembleIpv6(ip: Ipv6Packet, fragment: Ipv6Fragment): void {
+    const key = `${ip.source.join(",")}>${ip.destination.join(",")}|${fragment.identification}`;
+    const result = this.#reassembly6.add(
+      key,
+      {
+        offsetBytes: fragment.offsetBytes,
+        moreFragments: fragment.moreFragments,
+        data: ip.payload,
+      },
+      ip,
+      this.#clock.now(),
+      minimumTransportHeader(ip.protocol),
+    );
+    this.#syncReassemblyLosses();
+    if (result.kind === "dropped") this.#drop(result.reason);
+    if (result.kind !== "complete") return;
+    const first = result.header;
+    const packet = new Uint8Array(IPV6_HEADER_BYTES + result.data.length);
+    writeIpv6Header(
+      packet,
+      {
+        source: first.source,
+        destination: first.destination,
+        protocol: first.protocol,
+        hopLimit: first.hopLimit,
+        trafficClass: first.trafficClass,
+        flowLabel: first.flowLabel,
+      },
+      result.data.length,
+    );
+    packet.set(result.data, IPV6_HEADER_BYTES);
+    this.#reassembled++;
+    this.#receiveIpv6(packet);
+  }
+
+  /** Datagrams that timed out or were evicted, as drop reasons. */
+  #syncReassemblyLosses(): void {
+    const timedOut = this.#reassembly4.losses.timedOut + this.#reassembly6.losses.timedOut;
+    const evicted = this.#reassembly4.losses.evicted + this.#reassembly6.losses.evicted;
+    if (timedOut > 0) this.#drops.set("fragment-timeout", timedOut);
+    if (evicted > 0) this.#drops.set("fragment-evicted", evicted);
   }
 
   /** UDP and TCP, the same over either IP version. `packet` is the whole IP packet. */
@@ -457,9 +586,8 @@ export class Netstack implements Tun {
   }
 
   #isOurs(address: Uint8Array): boolean {
-    return this.addresses.some(
-      (ours) => ours.length === address.length && ours.every((byte, i) => byte === address[i]),
-    );
+    for (const ours of this.addresses) if (sameBytes(ours, address)) return true;
+    return false;
   }
 
   #drop(reason: string): void {
@@ -481,6 +609,24 @@ function isUnicastSource(address: Uint8Array): boolean {
   if (address[0] === 0xff) return false;
   const last = address[IPV6_BYTES - 1]!;
   return !(address.subarray(0, IPV6_BYTES - 1).every((byte) => byte === 0) && last <= 1);
+}
+
+/**
+ * How much data a first fragment must carry: the whole fixed transport header, so a
+ * filter (or this stack) never sees ports or flags split across fragments (RFC 1858 §3.1).
+ */
+function minimumTransportHeader(protocol: number): number {
+  if (protocol === PROTOCOL_TCP) return TCP_MIN_HEADER_BYTES;
+  if (protocol === PROTOCOL_UDP || protocol === PROTOCOL_ICMP || protocol === PROTOCOL_ICMPV6) {
+    return 8;
+  }
+  return 0;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function assertPort(port: number, name: string): void {

@@ -56,6 +56,7 @@ import {
   seqLt,
   seqMax,
 } from "./tcp-sequence.ts";
+import { LazyTimer } from "./tcp-timer.ts";
 
 export type TcpState =
   | "LISTEN"
@@ -123,6 +124,22 @@ export interface TcpConnectionOptions {
    * CLOSED, after the application's `onClosed`; `setEvents` does not replace it.
    */
   readonly onRelease?: (reason: TcpCloseReason) => void;
+  /**
+   * The payload of a segment handed to `send` may be a view into the send buffer, valid
+   * only during the call (for an owner that encodes it at once, as TcpStack does); a
+   * copy by default, so a `send` may keep the segment.
+   */
+  readonly sendPayloadViews?: boolean;
+  /**
+   * Received payloads are the caller's to give away (the Netstack copied the packet), so
+   * in-order data is kept without another copy; copied by default.
+   */
+  readonly receivedPayloadsOwned?: boolean;
+  /**
+   * A limit shared with other connections (the stack's), asked after this connection's
+   * own 10 a second before each challenge ACK (RFC 5961 §7); none by default.
+   */
+  readonly challengeAckLimit?: { take(nowMs: number): boolean };
 }
 
 /** Counters for what the connection did with odd input; all start at 0. */
@@ -159,6 +176,13 @@ function flags(set: Partial<TcpFlags>): TcpFlags {
   return { ...NO_FLAGS, ...set };
 }
 
+// The flags of the segments sent most, made once: a bulk transfer sends them per segment.
+const ACK_FLAGS = flags({ ack: true });
+const ACK_PSH_FLAGS = flags({ ack: true, psh: true });
+const RST_FLAGS = flags({ rst: true });
+const NO_OPTIONS: TcpOptions = Object.freeze({});
+const NO_PAYLOAD = new Uint8Array(0);
+
 /** Our MSS for a path MTU: what fits after the IP and TCP headers. */
 export function mssForPathMtu(pathMtuBytes: number, ipVersion: 4 | 6): number {
   const ip = ipVersion === 6 ? IPV6_HEADER_BYTES : IPV4_HEADER_BYTES;
@@ -192,6 +216,9 @@ export class TcpConnection {
   readonly #keepalive: TcpKeepaliveOptions | undefined;
   readonly #ourMss: number;
   readonly #sackEnabled: boolean;
+  readonly #sendPayloadViews: boolean;
+  readonly #receivedPayloadsOwned: boolean;
+  readonly #challengeAckLimit: { take(nowMs: number): boolean } | undefined;
   #events: TcpConnectionEvents;
   readonly #onRelease: ((reason: TcpCloseReason) => void) | undefined;
   #state: TcpState = "CLOSED";
@@ -242,6 +269,7 @@ export class TcpConnection {
   #rcvScaleInUse = 0;
   readonly #receiveCapacity: number;
   #readable: Uint8Array[] = [];
+  #readableHead = 0;
   #readableBytes = 0;
   readonly #reassembly = new ReassemblyQueue(MAX_REASSEMBLY_SEGMENTS);
   /** Where the peer's FIN sits when it arrived ahead of missing data. */
@@ -264,11 +292,11 @@ export class TcpConnection {
   #rttSeq: number | undefined;
   #rttStartMs = 0;
   #retransmissions = 0;
-  #cancelRetransmit: CancelTimer | undefined;
+  readonly #retransmitTimer: LazyTimer;
   #cancelPersist: CancelTimer | undefined;
-  #cancelDelayedAck: CancelTimer | undefined;
+  readonly #delayedAckTimer: LazyTimer;
   #cancelTimeWait: CancelTimer | undefined;
-  #cancelKeepalive: CancelTimer | undefined;
+  readonly #keepaliveTimer: LazyTimer;
   #keepaliveProbes = 0;
   #unansweredProbes = 0;
   #unackedSegments = 0;
@@ -306,6 +334,12 @@ export class TcpConnection {
       options.ipVersion ?? 4,
     );
     this.#sackEnabled = options.sack ?? true;
+    this.#sendPayloadViews = options.sendPayloadViews ?? false;
+    this.#receivedPayloadsOwned = options.receivedPayloadsOwned ?? false;
+    this.#challengeAckLimit = options.challengeAckLimit;
+    this.#retransmitTimer = new LazyTimer(options.clock, () => this.#onRetransmitTimeout());
+    this.#delayedAckTimer = new LazyTimer(options.clock, () => this.#sendAck());
+    this.#keepaliveTimer = new LazyTimer(options.clock, () => this.#onKeepalive());
     this.#sendCapacity = options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
     this.#receiveCapacity = options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES;
     this.#rcvScale = windowScaleFor(this.#receiveCapacity);
@@ -340,6 +374,27 @@ export class TcpConnection {
     connection.#sndWl1 = syn.seq;
     connection.#sndWl2 = connection.#iss;
     connection.#transmit();
+    return connection;
+  }
+
+  /**
+   * Passive open from the ACK that returned a SYN cookie (tcp-syn-cookie.ts): the
+   * connection is rebuilt in SYN-RECEIVED as if our SYN+ACK (ISS = `ack.ack - 1`, MSS
+   * `mss` for the peer, no window scaling or SACK) had been sent, without sending
+   * anything. Hand it `ack` with `receive` to complete the handshake (and take any data).
+   */
+  static acceptCookie(ack: TcpSegment, mss: number, options: TcpConnectionOptions): TcpConnection {
+    const iss = seqAdd(ack.ack, -1);
+    const connection = new TcpConnection({ ...options, randomUint32: () => iss, sack: false });
+    connection.#state = "SYN-RECEIVED";
+    const peerIsn = seqAdd(ack.seq, -1);
+    connection.#takeSynOptions({ ...ack, seq: peerIsn, options: { mss } });
+    connection.#sndWnd = ack.window;
+    connection.#maxSndWnd = ack.window;
+    connection.#sndWl1 = peerIsn;
+    connection.#sndWl2 = iss;
+    connection.#sndNxt = ack.ack;
+    connection.#sndMax = ack.ack;
     return connection;
   }
 
@@ -435,15 +490,30 @@ export class TcpConnection {
   /** Takes up to `maxBytes` in-order received bytes (all by default), opening the window. */
   read(maxBytes = Number.POSITIVE_INFINITY): Uint8Array {
     const n = Math.min(maxBytes, this.#readableBytes);
-    const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const chunk = this.#readable[0]!;
-      const take = Math.min(chunk.length, n - filled);
-      out.set(chunk.subarray(0, take), filled);
-      filled += take;
-      if (take === chunk.length) this.#readable.shift();
-      else this.#readable[0] = chunk.subarray(take);
+    const readable = this.#readable;
+    let out: Uint8Array;
+    if (n === readable[this.#readableHead]?.length) {
+      // Exactly the first chunk (ours since delivery): no copy.
+      out = readable[this.#readableHead++]!;
+    } else {
+      out = new Uint8Array(n);
+      let filled = 0;
+      while (filled < n) {
+        const chunk = readable[this.#readableHead]!;
+        const take = Math.min(chunk.length, n - filled);
+        out.set(take === chunk.length ? chunk : chunk.subarray(0, take), filled);
+        filled += take;
+        if (take === chunk.length) this.#readableHead++;
+        else readable[this.#readableHead] = chunk.subarray(take);
+      }
+    }
+    // The queue is an array with a head index (shift() moves every element each time).
+    if (this.#readableHead === readable.length) {
+      readable.length = 0;
+      this.#readableHead = 0;
+    } else if (this.#readableHead > 1024) {
+      readable.splice(0, this.#readableHead);
+      this.#readableHead = 0;
     }
     this.#readableBytes -= n;
     // Receiver-side silly window avoidance (RFC 9293 §3.8.6.2.2): announce the opened
@@ -487,7 +557,7 @@ export class TcpConnection {
       case "FIN-WAIT-1":
       case "FIN-WAIT-2":
       case "CLOSE-WAIT":
-        this.#emit({ seq: this.#sndNxt, ack: 0, flags: flags({ rst: true }), window: 0 });
+        this.#emit({ seq: this.#sndNxt, ack: 0, flags: RST_FLAGS, window: 0 });
         break;
       default:
         break;
@@ -848,7 +918,7 @@ export class TcpConnection {
       return;
     }
     const hadGap = this.#reassembly.pieces > 0;
-    if (payload.length > 0) this.#deliver(payload.slice());
+    if (payload.length > 0) this.#deliver(this.#receivedPayloadsOwned ? payload : payload.slice());
     for (const chunk of this.#reassembly.take(this.#rcvNxt)) this.#deliver(chunk);
     if (!fin && this.#pendingFinSeq !== undefined && this.#pendingFinSeq === this.#rcvNxt)
       fin = true;
@@ -971,7 +1041,9 @@ export class TcpConnection {
     const offset = Math.max(0, seqDiff(seq, this.#sendBufferSeq));
     const length = Math.max(0, Math.min(maxBytes, this.#sendLength - offset));
     const start = this.#sendHead + offset;
-    const payload = this.#sendBuffer.slice(start, start + length);
+    const payload = this.#sendPayloadViews
+      ? this.#sendBuffer.subarray(start, start + length)
+      : this.#sendBuffer.slice(start, start + length);
     const fin =
       finAllowed &&
       this.#finQueued &&
@@ -980,7 +1052,11 @@ export class TcpConnection {
     this.#emit({
       seq,
       ack: this.#rcvNxt,
-      flags: flags({ ack: true, psh: length > 0 && offset + length === this.#sendLength, fin }),
+      flags: fin
+        ? flags({ ack: true, psh: length > 0 && offset + length === this.#sendLength, fin })
+        : length > 0 && offset + length === this.#sendLength
+          ? ACK_PSH_FLAGS
+          : ACK_FLAGS,
       window: this.#scaledWindowField(),
       payload,
     });
@@ -997,7 +1073,7 @@ export class TcpConnection {
     this.#emit({
       seq: this.#sndMax,
       ack: this.#rcvNxt,
-      flags: flags({ ack: true }),
+      flags: ACK_FLAGS,
       window: this.#scaledWindowField(),
     });
   }
@@ -1010,6 +1086,7 @@ export class TcpConnection {
       this.#challengeCount = 0;
     }
     if (this.#challengeCount >= CHALLENGE_ACKS_PER_SECOND) return;
+    if (this.#challengeAckLimit !== undefined && !this.#challengeAckLimit.take(now)) return;
     this.#challengeCount++;
     this.stats.challengeAcks++;
     this.#sendAck();
@@ -1017,7 +1094,7 @@ export class TcpConnection {
 
   /** A RST for an unacceptable segment (RFC 9293 §3.10.7.3 / §3.10.7.4). */
   #emitReset(seq: number): void {
-    this.#emit({ seq, ack: 0, flags: flags({ rst: true }), window: 0 });
+    this.#emit({ seq, ack: 0, flags: RST_FLAGS, window: 0 });
   }
 
   #emit(parts: {
@@ -1029,7 +1106,7 @@ export class TcpConnection {
     payload?: Uint8Array;
   }): void {
     const withAck = parts.flags.ack;
-    let options = parts.options ?? {};
+    let options = parts.options ?? NO_OPTIONS;
     if (withAck && !parts.flags.syn && this.#sackPermitted && this.#reassembly.pieces > 0) {
       // Options count against the MSS (RFC 6691): a data segment carries only the SACK
       // blocks (4 bytes + 8 each) that still fit, none on a full-size one, or the IP
@@ -1056,23 +1133,18 @@ export class TcpConnection {
       window: parts.window,
       urgentPointer: 0,
       options,
-      payload: parts.payload ?? new Uint8Array(0),
+      payload: parts.payload ?? NO_PAYLOAD,
     });
   }
 
   // ---- Timers ----------------------------------------------------------------------
 
   #startRetransmitTimer(): void {
-    if (this.#cancelRetransmit !== undefined) return;
-    this.#cancelRetransmit = this.#clock.setTimer(this.#rto.rtoMs, () => {
-      this.#cancelRetransmit = undefined;
-      this.#onRetransmitTimeout();
-    });
+    if (!this.#retransmitTimer.running) this.#retransmitTimer.start(this.#rto.rtoMs);
   }
 
   #stopRetransmitTimer(): void {
-    this.#cancelRetransmit?.();
-    this.#cancelRetransmit = undefined;
+    this.#retransmitTimer.stop();
   }
 
   /** RFC 6298 §5.4-5.7 and RFC 5681 §3.1: retransmit from SND.UNA with one segment of cwnd. */
@@ -1121,7 +1193,7 @@ export class TcpConnection {
 
   /** Zero window with data waiting: probe with one byte past the window (RFC 9293 §3.8.6.1). */
   #startPersistTimer(): void {
-    if (this.#cancelPersist !== undefined || this.#cancelRetransmit !== undefined) return;
+    if (this.#cancelPersist !== undefined || this.#retransmitTimer.running) return;
     this.#cancelPersist = this.#clock.setTimer(this.#rto.rtoMs, () => {
       this.#cancelPersist = undefined;
       if (!SYNCHRONIZED.has(this.#state) || this.#state === "TIME-WAIT") return;
@@ -1147,21 +1219,16 @@ export class TcpConnection {
   }
 
   #startDelayedAck(): void {
-    if (this.#cancelDelayedAck !== undefined) return;
-    this.#cancelDelayedAck = this.#clock.setTimer(DELAYED_ACK_MS, () => {
-      this.#cancelDelayedAck = undefined;
-      this.#sendAck();
-    });
+    if (!this.#delayedAckTimer.running) this.#delayedAckTimer.start(DELAYED_ACK_MS);
   }
 
   #stopDelayedAck(): void {
-    this.#cancelDelayedAck?.();
-    this.#cancelDelayedAck = undefined;
+    this.#delayedAckTimer.stop();
   }
 
   #enterTimeWait(): void {
     this.#state = "TIME-WAIT";
-    this.#stopRetransmitTimer();
+    this.#retransmitTimer.cancel();
     this.#stopPersistTimer();
     this.#stopKeepalive();
     this.#restartTimeWait();
@@ -1183,13 +1250,11 @@ export class TcpConnection {
       return;
     }
     this.#keepaliveProbes = 0;
-    this.#cancelKeepalive?.();
-    this.#cancelKeepalive = this.#clock.setTimer(keepalive.idleMs, () => this.#onKeepalive());
+    this.#keepaliveTimer.start(keepalive.idleMs);
   }
 
   #onKeepalive(): void {
     const keepalive = this.#keepalive;
-    this.#cancelKeepalive = undefined;
     if (keepalive === undefined || this.#state !== "ESTABLISHED") return;
     if (this.#keepaliveProbes >= keepalive.probes) {
       this.#enterClosed("timeout");
@@ -1199,15 +1264,14 @@ export class TcpConnection {
     this.#emit({
       seq: seqAdd(this.#sndNxt, -1),
       ack: this.#rcvNxt,
-      flags: flags({ ack: true }),
+      flags: ACK_FLAGS,
       window: this.#scaledWindowField(),
     });
-    this.#cancelKeepalive = this.#clock.setTimer(keepalive.intervalMs, () => this.#onKeepalive());
+    this.#keepaliveTimer.start(keepalive.intervalMs);
   }
 
   #stopKeepalive(): void {
-    this.#cancelKeepalive?.();
-    this.#cancelKeepalive = undefined;
+    this.#keepaliveTimer.cancel();
   }
 
   // ---- Helpers ---------------------------------------------------------------------
@@ -1276,9 +1340,9 @@ export class TcpConnection {
   #enterClosed(reason: TcpCloseReason): void {
     if (this.#state === "CLOSED") return;
     this.#state = "CLOSED";
-    this.#stopRetransmitTimer();
+    this.#retransmitTimer.cancel();
     this.#stopPersistTimer();
-    this.#stopDelayedAck();
+    this.#delayedAckTimer.cancel();
     this.#stopKeepalive();
     this.#cancelTimeWait?.();
     this.#cancelTimeWait = undefined;

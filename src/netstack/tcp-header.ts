@@ -10,7 +10,7 @@
  * fields stay aligned, and pads with End of Option List to a multiple of 4 bytes.
  */
 
-import { upperLayerChecksum } from "../net/pseudo-header.ts";
+import { pseudoHeaderWords, sumWords } from "./checksum.ts";
 import { PROTOCOL_TCP, TCP_MAX_HEADER_BYTES, TCP_MIN_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
 import type { TcpFlags, TcpOptions, TcpSegment } from "./tcp-segment.ts";
@@ -64,33 +64,50 @@ export function decodeTcp(
   if (headerBytes < TCP_MIN_HEADER_BYTES || headerBytes > bytes.length) {
     return decodeError("bad-data-offset");
   }
-  if (upperLayerChecksum(bytes, source, destination, PROTOCOL_TCP) !== 0) {
-    return decodeError("bad-checksum");
+  if (source.length !== destination.length || (source.length !== 4 && source.length !== 16)) {
+    throw new RangeError(`Expected addresses of 4 or 16 bytes, got ${source.length}`);
   }
-  const options = decodeOptions(bytes.subarray(TCP_MIN_HEADER_BYTES, headerBytes));
+  const pseudo = pseudoHeaderWords(source, destination, PROTOCOL_TCP, bytes.length);
+  if (sumWords(bytes, pseudo) !== 0xffff) return decodeError("bad-checksum");
+  const options =
+    headerBytes === TCP_MIN_HEADER_BYTES
+      ? NO_OPTIONS
+      : decodeOptions(bytes.subarray(TCP_MIN_HEADER_BYTES, headerBytes));
   if (options === undefined) return decodeError("bad-option");
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  const flags = bytes[13]!;
   return {
     sourcePort: view.getUint16(0),
     destinationPort: view.getUint16(2),
     seq: view.getUint32(4),
     ack: view.getUint32(8),
-    flags: {
-      fin: (flags & FLAG_FIN) !== 0,
-      syn: (flags & FLAG_SYN) !== 0,
-      rst: (flags & FLAG_RST) !== 0,
-      psh: (flags & FLAG_PSH) !== 0,
-      ack: (flags & FLAG_ACK) !== 0,
-      urg: (flags & FLAG_URG) !== 0,
-      ece: (flags & FLAG_ECE) !== 0,
-      cwr: (flags & FLAG_CWR) !== 0,
-    },
+    flags: FLAGS_BY_BYTE[bytes[13]!]!,
     window: view.getUint16(14),
     urgentPointer: view.getUint16(18),
     options,
     payload: bytes.subarray(headerBytes),
   };
+}
+
+/** No options: shared by every decoded segment without any, so none allocates. */
+const NO_OPTIONS: TcpOptions = Object.freeze({});
+
+/** The decoded flags of every flags byte, made once (a segment's flags are read-only). */
+const FLAGS_BY_BYTE: readonly TcpFlags[] = Array.from({ length: 256 }, (_, byte) =>
+  Object.freeze({
+    fin: (byte & FLAG_FIN) !== 0,
+    syn: (byte & FLAG_SYN) !== 0,
+    rst: (byte & FLAG_RST) !== 0,
+    psh: (byte & FLAG_PSH) !== 0,
+    ack: (byte & FLAG_ACK) !== 0,
+    urg: (byte & FLAG_URG) !== 0,
+    ece: (byte & FLAG_ECE) !== 0,
+    cwr: (byte & FLAG_CWR) !== 0,
+  }),
+);
+
+/** The decoded flags object for a flags byte (shared and frozen). */
+export function tcpFlagsFromByte(byte: number): TcpFlags {
+  return FLAGS_BY_BYTE[byte & 0xff]!;
 }
 
 /**
@@ -108,19 +125,62 @@ export function encodeTcp(
   source: Uint8Array,
   destination: Uint8Array,
 ): Uint8Array {
+  const options = encodedOptions(segment.options);
+  const bytes = new Uint8Array(TCP_MIN_HEADER_BYTES + options.length + segment.payload.length);
+  writeTcp(segment, options, source, destination, bytes, 0);
+  return bytes;
+}
+
+/**
+ * The options of a segment laid out for `encodeTcpInto` (empty, and allocation-free, for
+ * a segment without any). Throws `RangeError` like `encodeTcp`.
+ */
+export function encodedOptions(options: TcpOptions): Uint8Array {
+  if (
+    options.mss === undefined &&
+    options.windowScale === undefined &&
+    options.sackPermitted === undefined &&
+    options.sack === undefined &&
+    options.timestamp === undefined
+  ) {
+    return EMPTY;
+  }
+  const encoded = encodeOptions(options);
+  if (encoded.length > TCP_MAX_HEADER_BYTES - TCP_MIN_HEADER_BYTES) {
+    throw new RangeError(`Expected TCP options of at most 40 bytes, got ${encoded.length}`);
+  }
+  return encoded;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Writes `segment` with its `options` (from `encodedOptions`) into `out` at `at`,
+ * checksum included, and returns the bytes written: 20 + options + payload. The
+ * Netstack uses it to build the IP packet in one buffer, the payload copied once.
+ * Throws `RangeError` for fields out of range.
+ */
+export function writeTcp(
+  segment: TcpSegment,
+  options: Uint8Array,
+  source: Uint8Array,
+  destination: Uint8Array,
+  out: Uint8Array,
+  at: number,
+): number {
   assertUint(segment.sourcePort, 16, "sourcePort");
   assertUint(segment.destinationPort, 16, "destinationPort");
   assertUint(segment.seq, 32, "seq");
   assertUint(segment.ack, 32, "ack");
   assertUint(segment.window, 16, "window");
   assertUint(segment.urgentPointer, 16, "urgentPointer");
-  const options = encodeOptions(segment.options);
-  const headerBytes = TCP_MIN_HEADER_BYTES + options.length;
-  if (headerBytes > TCP_MAX_HEADER_BYTES) {
-    throw new RangeError(`Expected TCP options of at most 40 bytes, got ${options.length}`);
+  if (source.length !== destination.length || (source.length !== 4 && source.length !== 16)) {
+    throw new RangeError(`Expected addresses of 4 or 16 bytes, got ${source.length}`);
   }
-  const bytes = new Uint8Array(headerBytes + segment.payload.length);
-  const view = new DataView(bytes.buffer);
+  const headerBytes = TCP_MIN_HEADER_BYTES + options.length;
+  const total = headerBytes + segment.payload.length;
+  const bytes = out.subarray(at, at + total);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, total);
   view.setUint16(0, segment.sourcePort);
   view.setUint16(2, segment.destinationPort);
   view.setUint32(4, segment.seq);
@@ -128,11 +188,13 @@ export function encodeTcp(
   bytes[12] = (headerBytes / 4) << 4;
   bytes[13] = encodeFlags(segment.flags);
   view.setUint16(14, segment.window);
+  view.setUint16(CHECKSUM_OFFSET, 0);
   view.setUint16(18, segment.urgentPointer);
-  bytes.set(options, TCP_MIN_HEADER_BYTES);
+  if (options.length > 0) bytes.set(options, TCP_MIN_HEADER_BYTES);
   bytes.set(segment.payload, headerBytes);
-  view.setUint16(CHECKSUM_OFFSET, upperLayerChecksum(bytes, source, destination, PROTOCOL_TCP));
-  return bytes;
+  const sum = sumWords(bytes, pseudoHeaderWords(source, destination, PROTOCOL_TCP, total));
+  view.setUint16(CHECKSUM_OFFSET, ~sum & 0xffff);
+  return total;
 }
 
 function encodeFlags(flags: TcpFlags): number {

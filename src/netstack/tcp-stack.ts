@@ -28,7 +28,9 @@ import {
   type TcpKeepaliveOptions,
 } from "./tcp-connection.ts";
 import { resetFor, TcpListener } from "./tcp-listener.ts";
+import { PerSecondLimit } from "./tcp-rate-limit.ts";
 import type { TcpSegment } from "./tcp-segment.ts";
+import { TupleTable } from "./tcp-tuple-table.ts";
 
 /** Connections (all states, TIME-WAIT included) a TcpStack holds at once by default. */
 export const DEFAULT_MAX_TCP_CONNECTIONS = 4096;
@@ -36,6 +38,10 @@ export const DEFAULT_MAX_TCP_CONNECTIONS = 4096;
 export const DEFAULT_ACCEPT_BACKLOG = 128;
 /** Bytes a stream's readable side queues ahead of its reader by default. */
 export const DEFAULT_READ_HIGH_WATER_BYTES = 64 * 1024;
+/** Challenge ACKs a second for the whole stack by default (Linux's tcp_challenge_ack_limit). */
+export const DEFAULT_CHALLENGE_ACKS_PER_SECOND = 1000;
+/** RSTs a second for segments no connection owns, by default. */
+export const DEFAULT_RESETS_PER_SECOND = 1000;
 const EPHEMERAL_FIRST_PORT = 49152;
 const EPHEMERAL_PORT_COUNT = 65536 - EPHEMERAL_FIRST_PORT;
 
@@ -74,6 +80,13 @@ export interface TcpStackOptions {
   readonly keepalive?: TcpKeepaliveOptions;
   /** Bytes a stream's readable side queues ahead of its reader. */
   readonly readHighWaterBytes?: number;
+  /**
+   * Challenge ACKs (RFC 5961 §7) all connections send together, a second on average
+   * (randomised per second, see tcp-rate-limit.ts); 1000 by default, as Linux.
+   */
+  readonly challengeAcksPerSecond?: number;
+  /** RSTs a second for segments no connection owns (same randomisation); 1000 by default. */
+  readonly resetsPerSecond?: number;
   /** Turns a name that is not an IP address into one, for `dial`; none by default. */
   readonly resolve?: (name: string) => Promise<string>;
 }
@@ -100,15 +113,20 @@ export interface TcpStackCounters {
   readonly loopbackSegments: number;
   /** Segments the Netstack refused to send (a bug, counted rather than thrown). */
   readonly sendErrors: number;
+  /** SYN+ACKs with a SYN cookie, by the listeners open now. */
+  readonly synCookiesSent: number;
+  /** Connections made from a returned SYN cookie, by the listeners open now. */
+  readonly synCookiesAccepted: number;
+  /** RSTs for segments nobody owns not sent for `resetsPerSecond`. */
+  readonly resetsRateLimited: number;
+  /** Challenge ACKs not sent for `challengeAcksPerSecond`. */
+  readonly challengeAcksRateLimited: number;
 }
 
-function tupleKey(
-  remote: Uint8Array,
-  remotePort: number,
-  local: Uint8Array,
-  localPort: number,
-): string {
-  return `${formatIp(remote)}|${remotePort}|${formatIp(local)}|${localPort}`;
+function sum(listeners: Map<number, ListenerEntry>, of: (l: ListenerEntry) => number): number {
+  let total = 0;
+  for (const entry of listeners.values()) total += of(entry);
+  return total;
 }
 
 function sameAddress(a: Uint8Array, b: Uint8Array): boolean {
@@ -159,7 +177,7 @@ export class TcpStack {
   readonly #randomUint32: () => number;
   readonly #options: TcpStackOptions;
   readonly #maxConnections: number;
-  readonly #table = new Map<string, TcpConnection>();
+  readonly #table = new TupleTable<TcpConnection>();
   /** How many table entries and listeners use each local port (for ephemeral picks). */
   readonly #portUse = new Map<number, number>();
   readonly #listeners = new Map<number, ListenerEntry>();
@@ -170,6 +188,8 @@ export class TcpStack {
   #refusedForLimit = 0;
   #loopbackSegments = 0;
   #sendErrors = 0;
+  readonly #challengeAckLimit: PerSecondLimit;
+  readonly #resetLimit: PerSecondLimit;
 
   constructor(netstack: Netstack, options: TcpStackOptions) {
     this.#netstack = netstack;
@@ -181,6 +201,14 @@ export class TcpStack {
       throw new RangeError(`Expected "maxConnections" to be a positive integer, got ${max}`);
     }
     this.#maxConnections = max;
+    this.#challengeAckLimit = new PerSecondLimit(
+      options.challengeAcksPerSecond ?? DEFAULT_CHALLENGE_ACKS_PER_SECOND,
+      options.randomUint32,
+    );
+    this.#resetLimit = new PerSecondLimit(
+      options.resetsPerSecond ?? DEFAULT_RESETS_PER_SECOND,
+      options.randomUint32,
+    );
     this.#portCursor = (options.randomUint32() >>> 0) % EPHEMERAL_PORT_COUNT;
     netstack.onTcp((segment, source, destination) => this.#receive(segment, source, destination));
   }
@@ -198,6 +226,10 @@ export class TcpStack {
       refusedForLimit: this.#refusedForLimit,
       loopbackSegments: this.#loopbackSegments,
       sendErrors: this.#sendErrors,
+      synCookiesSent: sum(this.#listeners, (l) => l.listener.stats.cookiesSent),
+      synCookiesAccepted: sum(this.#listeners, (l) => l.listener.stats.cookiesAccepted),
+      resetsRateLimited: this.#resetLimit.refused,
+      challengeAcksRateLimited: this.#challengeAckLimit.refused,
     };
   }
 
@@ -209,7 +241,7 @@ export class TcpStack {
     readonly writableBytes: number;
     readonly stats: object;
   }[] {
-    return [...this.#table].map(([key, c]) => ({
+    return this.#table.entries().map(([key, c]) => ({
       key,
       state: c.state,
       readableBytes: c.readableBytes,
@@ -244,7 +276,7 @@ export class TcpStack {
     } catch (error) {
       throw new TcpError("EADDRNOTAVAIL", (error as Error).message);
     }
-    const localPort = this.#pickPort((p) => !this.#table.has(tupleKey(remote, port, local, p)));
+    const localPort = this.#pickPort((p) => !this.#table.has(remote, port, local, p));
     if (localPort === undefined) throw new TcpError("EADDRNOTAVAIL", "no free local port");
     return new Promise<TcpStream>((resolve, reject) => {
       let cancelTimeout: CancelTimer | undefined;
@@ -325,7 +357,7 @@ export class TcpStack {
     if (this.#closed) return;
     this.#closed = true;
     for (const { server } of [...this.#listeners.values()]) server.close();
-    for (const connection of [...this.#table.values()]) connection.abort();
+    for (const connection of this.#table.values()) connection.abort();
     this.#netstack.onTcp(undefined);
   }
 
@@ -385,12 +417,16 @@ export class TcpStack {
     localPort: number,
     make: (options: TcpConnectionOptions) => TcpConnection | undefined,
   ): TcpConnection {
-    const key = tupleKey(remote, remotePort, local, localPort);
     let connection: TcpConnection | undefined;
     let released = false;
+    const loopback = this.#netstack.addresses.some((ours) => sameAddress(ours, remote));
     const made = make({
       clock: this.#clock,
-      send: (segment) => this.#send(segment, local, remote),
+      send: (segment) => this.#send(segment, local, remote, loopback),
+      // The Netstack encodes what we send at once and copies every packet it receives.
+      sendPayloadViews: true,
+      receivedPayloadsOwned: true,
+      challengeAckLimit: this.#challengeAckLimit,
       randomUint32: this.#randomUint32,
       localPort,
       remotePort,
@@ -406,8 +442,11 @@ export class TcpStack {
       ...(this.#options.keepalive === undefined ? {} : { keepalive: this.#options.keepalive }),
       onRelease: () => {
         released = true;
-        if (connection !== undefined && this.#table.get(key) === connection) {
-          this.#table.delete(key);
+        if (
+          connection !== undefined &&
+          this.#table.get(remote, remotePort, local, localPort) === connection
+        ) {
+          this.#table.delete(remote, remotePort, local, localPort);
           this.#usePort(localPort, -1);
         }
       },
@@ -415,14 +454,19 @@ export class TcpStack {
     connection = made;
     if (made !== undefined && !released) {
       this.#endpoints.set(made, { remote, remotePort, localPort });
-      this.#table.set(key, made);
+      this.#table.set(remote, remotePort, local, localPort, made);
       this.#usePort(localPort, 1);
     }
     return made as TcpConnection;
   }
 
-  #send(segment: TcpSegment, local: Uint8Array, remote: Uint8Array): void {
-    if (this.#netstack.addresses.some((ours) => sameAddress(ours, remote))) {
+  #send(
+    segment: TcpSegment,
+    local: Uint8Array,
+    remote: Uint8Array,
+    loopback = this.#netstack.addresses.some((ours) => sameAddress(ours, remote)),
+  ): void {
+    if (loopback) {
       // Loopback: back in through the clock, never synchronously into the sender.
       this.#loopbackSegments++;
       const copy = { ...segment, payload: segment.payload.slice() };
@@ -441,6 +485,7 @@ export class TcpStack {
   #sendReset(segment: TcpSegment, source: Uint8Array, destination: Uint8Array): void {
     const reset = resetFor(segment);
     if (reset === undefined) return;
+    if (!this.#resetLimit.take(this.#clock.now())) return;
     this.#resetsSent++;
     this.#send(reset, destination, source);
   }
@@ -448,8 +493,12 @@ export class TcpStack {
   /** A segment from `source` to our `destination` (the Netstack's onTcp contract). */
   #receive(segment: TcpSegment, source: Uint8Array, destination: Uint8Array): void {
     if (this.#closed) return;
-    const key = tupleKey(source, segment.sourcePort, destination, segment.destinationPort);
-    const existing = this.#table.get(key);
+    const existing = this.#table.get(
+      source,
+      segment.sourcePort,
+      destination,
+      segment.destinationPort,
+    );
     const entry = this.#listeners.get(segment.destinationPort);
     if (existing !== undefined) {
       if (!(entry !== undefined && existing.acceptsNewSyn(segment))) {
@@ -464,17 +513,33 @@ export class TcpStack {
     }
     const f = segment.flags;
     const isSyn = f.syn && !f.ack && !f.rst && !f.fin;
-    if (isSyn && this.#table.size >= this.#maxConnections) {
+    if ((isSyn || f.ack) && this.#table.size >= this.#maxConnections) {
       this.#refusedForLimit++;
       this.#sendReset(segment, source, destination);
       return;
     }
-    this.#open(source, segment.sourcePort, destination, segment.destinationPort, (options) =>
-      entry.listener.receive(segment, {
-        ...options,
-        send: (s) => this.#send(s, destination, source),
-      }),
-    );
+    let inListener = true;
+    this.#open(source, segment.sourcePort, destination, segment.destinationPort, (options) => {
+      const made = entry.listener.receive(
+        segment,
+        {
+          ...options,
+          // A RST the listener sends at once answers a stray segment nobody owns: it is
+          // limited like ours; a connection's later RSTs are its own business.
+          send: (s) => {
+            if (!inListener || !s.flags.rst) options.send(s);
+            else if (this.#resetLimit.take(this.#clock.now())) {
+              this.#resetsSent++;
+              options.send(s);
+            }
+          },
+        },
+        { remote: source, local: destination },
+      );
+      inListener = false;
+      return made;
+    });
+    entry.listener.settle(); // a connection from a SYN cookie, filed now, takes its ACK
   }
 }
 

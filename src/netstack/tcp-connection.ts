@@ -30,6 +30,7 @@ import {
   DEFAULT_SEND_MSS_BYTES,
   DELAYED_ACK_MS,
   DELAYED_ACK_SEGMENTS,
+  DELAYED_ACK_WORST_MS,
   DUPLICATE_ACK_THRESHOLD,
   IPV4_HEADER_BYTES,
   IPV6_HEADER_BYTES,
@@ -40,6 +41,7 @@ import {
   MAX_SYN_RETRANSMISSIONS,
   MAX_WINDOW_FIELD,
   MAX_WINDOW_SCALE,
+  PROBE_MIN_MS,
   TCP_HEADER_BYTES,
 } from "./tcp-constants.ts";
 import { ReassemblyQueue } from "./tcp-reassembly.ts";
@@ -160,6 +162,8 @@ export interface TcpConnectionStats {
   reassemblyDrops: number;
   /** Zero-window probes sent by the persist timer. */
   windowProbes: number;
+  /** Tail loss probes sent (RFC 8985 §7) after a flight went unanswered for two RTTs. */
+  lossProbes: number;
 }
 
 const SYNCHRONIZED: ReadonlySet<TcpState> = new Set([
@@ -234,6 +238,7 @@ export class TcpConnection {
     resetsIgnored: 0,
     reassemblyDrops: 0,
     windowProbes: 0,
+    lossProbes: 0,
   };
 
   // Send sequence space (RFC 9293 §3.3.1). SND.MAX is the highest SND.NXT reached, since
@@ -282,6 +287,10 @@ export class TcpConnection {
   #ssthresh = 0x7fffffff;
   #duplicateAcks = 0;
   #inRecovery = false;
+  /** Retransmitting after a timeout, skipping what the peer SACKed (RFC 6675 §5.1). */
+  #rtoRecovery = false;
+  /** Extra window for limited transmit (RFC 3042) while duplicates are below three. */
+  #limitedTransmit = 0;
   /** With SACK: how far holes were resent in this recovery. */
   #highRxt = 0;
   readonly #scoreboard = new SackScoreboard(MAX_SACK_SCOREBOARD_RANGES);
@@ -293,6 +302,9 @@ export class TcpConnection {
   #rttStartMs = 0;
   #retransmissions = 0;
   readonly #retransmitTimer: LazyTimer;
+  /** The tail loss probe's timer (RFC 8985 §7), due well before the RTO. */
+  readonly #probeTimer: LazyTimer;
+  #probeOutstanding = false;
   #cancelPersist: CancelTimer | undefined;
   readonly #delayedAckTimer: LazyTimer;
   #cancelTimeWait: CancelTimer | undefined;
@@ -338,6 +350,7 @@ export class TcpConnection {
     this.#receivedPayloadsOwned = options.receivedPayloadsOwned ?? false;
     this.#challengeAckLimit = options.challengeAckLimit;
     this.#retransmitTimer = new LazyTimer(options.clock, () => this.#onRetransmitTimeout());
+    this.#probeTimer = new LazyTimer(options.clock, () => this.#onProbeTimeout());
     this.#delayedAckTimer = new LazyTimer(options.clock, () => this.#sendAck());
     this.#keepaliveTimer = new LazyTimer(options.clock, () => this.#onKeepalive());
     this.#sendCapacity = options.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
@@ -728,20 +741,30 @@ export class TcpConnection {
       return false;
     }
     const window = seg.window << this.#sndScale;
+    let sackedNew = false;
     if (this.#sackPermitted && seg.options.sack !== undefined) {
-      this.#scoreboard.update(seg.options.sack, seqMax(ack, this.#sndUna), this.#sndMax);
+      sackedNew = this.#scoreboard.update(
+        seg.options.sack,
+        seqMax(ack, this.#sndUna),
+        this.#sndMax,
+      );
     }
     if (seqGt(ack, this.#sndUna)) {
       this.#onNewAck(ack);
+      if (sackedNew) this.#detectSackLoss();
     } else if (
       ack === this.#sndUna &&
       seg.payload.length === 0 &&
       !seg.flags.fin &&
-      window === this.#sndWnd &&
+      // RFC 5681 asks for an unchanged window; with SACK, an ACK that SACKs new bytes is a
+      // duplicate whatever its window (RFC 6675 §2): Linux receivers move theirs as they go.
+      (window === this.#sndWnd || sackedNew) &&
       this.#sndMax !== this.#sndUna &&
       this.#sndWnd > 0
     ) {
       this.#onDuplicateAck();
+    } else if (sackedNew) {
+      this.#detectSackLoss();
     }
     if (seqLt(this.#sndWl1, seg.seq) || (this.#sndWl1 === seg.seq && seqLe(this.#sndWl2, ack))) {
       if (this.#sndWnd === 0 && window > 0) {
@@ -795,11 +818,15 @@ export class TcpConnection {
       }
     } else {
       this.#duplicateAcks = 0;
+      this.#limitedTransmit = 0;
+      if (this.#rtoRecovery && seqGe(ack, this.#recover)) this.#rtoRecovery = false;
       if (this.#cwnd < this.#ssthresh) this.#cwnd += Math.min(acked, mss);
       else this.#cwnd += Math.max(1, Math.floor((mss * mss) / this.#cwnd));
     }
     this.#stopRetransmitTimer();
     if (this.#sndUna !== this.#sndMax) this.#startRetransmitTimer();
+    this.#probeOutstanding = false;
+    this.#armProbe();
     if (freed > 0 && this.#canWrite()) this.#events.onWritable?.();
   }
 
@@ -812,8 +839,39 @@ export class TcpConnection {
       if (!this.#retransmitNextHole()) this.#cwnd += mss;
       return;
     }
-    // RFC 6582 §3.2 step 2: enter recovery only if this loss is past the last recovery point.
-    if (this.#duplicateAcks === DUPLICATE_ACK_THRESHOLD && seqGt(this.#sndUna, this.#recover)) {
+    if (this.#duplicateAcks === DUPLICATE_ACK_THRESHOLD) this.#enterRecovery();
+    else if (this.#detectSackLoss()) return;
+    else if (this.#duplicateAcks < DUPLICATE_ACK_THRESHOLD && !this.#rtoRecovery) {
+      // Limited transmit (RFC 3042): each of the first two duplicates lets one new
+      // segment out, so a small window still collects the three it needs.
+      this.#limitedTransmit = this.#duplicateAcks * mss;
+      this.#transmit();
+    }
+  }
+
+  /**
+   * SACK loss detection (RFC 6675 IsLost, with RFC 5827's early retransmit for small
+   * flights): the segment at SND.UNA is lost once more than DupThresh-1 segments' worth
+   * of bytes above it were SACKed, or all but one segment of a flight too small to
+   * produce three duplicates. Enters recovery then; ACKs lost on the way back no longer
+   * hold it off until the timeout. Returns whether it did.
+   */
+  #detectSackLoss(): boolean {
+    if (this.#inRecovery || !this.#sackPermitted || this.#sndUna === this.#sndMax) return false;
+    const mss = this.#sendMss;
+    const flight = seqDiff(this.#sndMax, this.#sndUna);
+    const threshold = Math.min((DUPLICATE_ACK_THRESHOLD - 1) * mss + 1, flight - mss);
+    if (threshold <= 0 || this.#scoreboard.sackedBytes < threshold) return false;
+    return this.#enterRecovery();
+  }
+
+  /** Fast retransmit and recovery (RFC 6582 §3.2, with SACK holes per RFC 6675). */
+  #enterRecovery(): boolean {
+    const mss = this.#sendMss;
+    // Once per window: not for losses from before the last recovery or timeout.
+    if (seqGt(this.#sndUna, this.#recover)) {
+      this.#limitedTransmit = 0;
+      this.#rtoRecovery = false;
       const flight = seqDiff(this.#sndMax, this.#sndUna);
       this.#ssthresh = Math.max(Math.floor(flight / 2), 2 * mss);
       this.#recover = this.#sndMax;
@@ -825,7 +883,9 @@ export class TcpConnection {
       this.#cwnd = this.#ssthresh + DUPLICATE_ACK_THRESHOLD * mss;
       this.#stopRetransmitTimer();
       this.#startRetransmitTimer();
+      return true;
     }
+    return false;
   }
 
   /** Resends up to one MSS at `seq`, not past `end` (a hole's end, or SND.MAX). */
@@ -991,9 +1051,24 @@ export class TcpConnection {
       const unsent = this.#sendLength - offset;
       const finPending = this.#finQueued && seqLe(this.#sndNxt, this.#finSeq());
       if (unsent <= 0 && !finPending) break;
+      if (this.#rtoRecovery && seqLt(this.#sndNxt, this.#sndMax)) {
+        // Resending after a timeout: what the peer SACKed needs no second copy.
+        const sackedEnd = this.#scoreboard.sackedEnd(this.#sndNxt);
+        if (sackedEnd !== undefined) {
+          this.#sndNxt = seqLt(sackedEnd, this.#sndMax) ? sackedEnd : this.#sndMax;
+          continue;
+        }
+      }
       const inFlight = seqDiff(this.#sndNxt, this.#sndUna);
-      const usable = Math.min(this.#sndWnd, this.#cwnd) - inFlight;
-      const length = Math.max(0, Math.min(this.#sendMss, unsent, usable));
+      const usable =
+        Math.min(this.#sndWnd, this.#cwnd + this.#limitedTransmit) -
+        inFlight +
+        (this.#rtoRecovery ? this.#scoreboard.sackedBelow(this.#sndNxt) : 0);
+      let length = Math.max(0, Math.min(this.#sendMss, unsent, usable));
+      if (this.#rtoRecovery && seqLt(this.#sndNxt, this.#sndMax)) {
+        const nextSacked = this.#scoreboard.nextSackedAfter(this.#sndNxt);
+        if (nextSacked !== undefined) length = Math.min(length, seqDiff(nextSacked, this.#sndNxt));
+      }
       if (unsent > 0 && length === 0) {
         if (this.#sndWnd === 0 && inFlight === 0) this.#startPersistTimer();
         break;
@@ -1008,6 +1083,7 @@ export class TcpConnection {
         if (this.#rttSeq === undefined) this.#startRttTiming(this.#sndNxt);
       }
       this.#startRetransmitTimer();
+      if (!this.#probeTimer.running) this.#armProbe();
       if (fin) break;
     }
   }
@@ -1147,6 +1223,56 @@ export class TcpConnection {
     this.#retransmitTimer.stop();
   }
 
+  /**
+   * Tail loss probe (RFC 8985 §7): when a flight goes unanswered for two smoothed RTTs,
+   * send one segment (new data if the peer's window allows, else the last one again) to
+   * draw an ACK whose SACKs start fast recovery, instead of idling until the RTO (200 ms
+   * at least, hundreds of RTTs on a fast path). Only with SACK, and not during recovery.
+   */
+  #armProbe(): void {
+    const srtt = this.#rto.srttMs;
+    const flight = seqDiff(this.#sndMax, this.#sndUna);
+    if (
+      !this.#sackPermitted ||
+      this.#inRecovery ||
+      this.#rtoRecovery ||
+      this.#probeOutstanding ||
+      this.#retransmissions > 0 || // after a timeout, the RTO's backoff rules until an ACK
+      flight === 0 ||
+      srtt === undefined ||
+      !(this.#state === "ESTABLISHED" || this.#state === "CLOSE-WAIT")
+    ) {
+      this.#probeTimer.stop();
+      return;
+    }
+    // A lone segment may wait out the receiver's delayed ACK (RFC 8985 §7.2: WCDelAckT).
+    const pto =
+      Math.max(2 * srtt, PROBE_MIN_MS) + (flight <= this.#sendMss ? DELAYED_ACK_WORST_MS : 0);
+    if (pto >= this.#rto.rtoMs) this.#probeTimer.stop();
+    else this.#probeTimer.start(pto);
+  }
+
+  #onProbeTimeout(): void {
+    if (this.#sndUna === this.#sndMax || this.#inRecovery || this.#rtoRecovery) return;
+    if (!(this.#state === "ESTABLISHED" || this.#state === "CLOSE-WAIT")) return;
+    this.#probeOutstanding = true;
+    this.stats.lossProbes++;
+    const unsent = this.#sendLength - seqDiff(this.#sndNxt, this.#sendBufferSeq);
+    const room = this.#sndWnd - seqDiff(this.#sndNxt, this.#sndUna);
+    if (this.#sndNxt === this.#sndMax && unsent > 0 && room > 0) {
+      const length = Math.min(this.#sendMss, unsent, room);
+      this.#sendSegmentAt(this.#sndNxt, length, false);
+      this.#sndNxt = seqAdd(this.#sndNxt, length);
+      this.#sndMax = this.#sndNxt;
+    } else {
+      const length = Math.min(this.#sendMss, seqDiff(this.#sndMax, this.#sndUna));
+      this.#sendSegmentAt(seqAdd(this.#sndMax, -length), length);
+      this.stats.retransmissions++;
+    }
+    // RFC 8985 §7.3: the RTO, not another probe, follows a probe.
+    this.#retransmitTimer.start(this.#rto.rtoMs);
+  }
+
   /** RFC 6298 §5.4-5.7 and RFC 5681 §3.1: retransmit from SND.UNA with one segment of cwnd. */
   #onRetransmitTimeout(): void {
     if (this.#state === "CLOSED" || this.#state === "TIME-WAIT") return;
@@ -1169,8 +1295,13 @@ export class TcpConnection {
       this.#cwnd = mss;
       this.#recover = this.#sndMax;
       this.#inRecovery = false;
-      this.#scoreboard.clear(); // RFC 2018 §8: the receiver may have reneged
       this.#duplicateAcks = 0;
+      this.#limitedTransmit = 0;
+      // RFC 6675 §5.1: resend what the SACKs say is missing. A second timeout in a row may
+      // mean the receiver reneged on what it SACKed (RFC 2018 §8): then forget it all.
+      this.#rtoRecovery = this.#retransmissions === 1 && this.#scoreboard.sackedBytes > 0;
+      this.#probeTimer.stop();
+      if (!this.#rtoRecovery) this.#scoreboard.clear();
     }
     backOff(this.#rto);
     this.#rttSeq = undefined; // Karn: no RTT sample from retransmitted data
@@ -1229,6 +1360,7 @@ export class TcpConnection {
   #enterTimeWait(): void {
     this.#state = "TIME-WAIT";
     this.#retransmitTimer.cancel();
+    this.#probeTimer.cancel();
     this.#stopPersistTimer();
     this.#stopKeepalive();
     this.#restartTimeWait();
@@ -1341,6 +1473,7 @@ export class TcpConnection {
     if (this.#state === "CLOSED") return;
     this.#state = "CLOSED";
     this.#retransmitTimer.cancel();
+    this.#probeTimer.cancel();
     this.#stopPersistTimer();
     this.#delayedAckTimer.cancel();
     this.#stopKeepalive();

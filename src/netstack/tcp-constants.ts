@@ -37,6 +37,10 @@ export const DELAYED_ACK_MS = 40;
 export const DELAYED_ACK_SEGMENTS = 2;
 /** RFC 5681 §3.2: fast retransmit after this many duplicate ACKs. */
 export const DUPLICATE_ACK_THRESHOLD = 3;
+/** The shortest tail loss probe timeout: two RTTs on loopback would be far below timer resolution. */
+export const PROBE_MIN_MS = 10;
+/** RFC 8985 §7.2's WCDelAckT: how long a receiver may hold the ACK of one lone segment. */
+export const DELAYED_ACK_WORST_MS = 200;
 
 /** RFC 9293 §3.4.1 suggests 2 minutes; 30 s (as Linux's 60 s TIME-WAIT implies) is common. */
 export const DEFAULT_MSL_MS = 30_000;

@@ -20,13 +20,54 @@ export class SackScoreboard {
     return this.#ranges;
   }
 
-  /** Adds the blocks that lie within (una, max]; others (stale or forged) are ignored. */
-  update(blocks: readonly (readonly [number, number])[], una: number, max: number): void {
+  /**
+   * Adds the blocks that lie within (una, max]; others (stale or forged) are ignored.
+   * Returns whether they reported bytes not SACKed before (RFC 6675's DupAck test).
+   */
+  update(blocks: readonly (readonly [number, number])[], una: number, max: number): boolean {
+    const before = this.#sackedBytes();
     for (const block of blocks) {
       const [start, end] = block;
       if (!(seqLt(start, end) && seqLt(una, end) && seqLe(end, max))) continue;
       this.#insert(seqGt(start, una) ? start : una, end, una);
     }
+    return this.#sackedBytes() > before;
+  }
+
+  /** Bytes the peer reported holding above SND.UNA. */
+  get sackedBytes(): number {
+    return this.#sackedBytes();
+  }
+
+  /** The end of the SACKed range that holds `seq`, or undefined when `seq` is not SACKed. */
+  sackedEnd(seq: number): number | undefined {
+    for (const [start, end] of this.#ranges) {
+      if (seqLe(start, seq) && seqLt(seq, end)) return end;
+      if (seqGt(start, seq)) return undefined;
+    }
+    return undefined;
+  }
+
+  /** SACKed bytes below `seq` (all ranges lie above SND.UNA). */
+  sackedBelow(seq: number): number {
+    let bytes = 0;
+    for (const [start, end] of this.#ranges) {
+      if (seqLe(seq, start)) break;
+      bytes += seqDiff(seqLt(end, seq) ? end : seq, start);
+    }
+    return bytes;
+  }
+
+  /** The start of the first SACKed range above `seq`, or undefined. */
+  nextSackedAfter(seq: number): number | undefined {
+    for (const [start] of this.#ranges) if (seqGt(start, seq)) return start;
+    return undefined;
+  }
+
+  #sackedBytes(): number {
+    let bytes = 0;
+    for (const [start, end] of this.#ranges) bytes += seqDiff(end, start);
+    return bytes;
   }
 
   /** Forgets what SND.UNA moved past. */

@@ -141,6 +141,9 @@ async function upload(s: Stack, what: string): Promise<void> {
     assert.equal(result.sha256, f.sha256, `${what}: sha256`);
     assert.deepEqual(errors, [], `${what}: server errors`);
     report(what, result.bytes, result.seconds);
+    // The sender's side of loss recovery, for the log (the connection is in TIME-WAIT).
+    for (const c of s.tcp.connections())
+      console.log(`[${runtime.name}] ${what}: ${JSON.stringify(c.stats)}`);
   } finally {
     listener.close();
     await Promise.race([serving.done, new Promise((r) => setTimeout(r, 5_000))]);

@@ -129,7 +129,8 @@ export function parseIpv4Header(
   if (totalBytes < headerBytes || totalBytes > packet.length) return { error: "bad-total-length" };
   if (internetChecksum(packet.subarray(0, headerBytes)) !== 0) return { error: "bad-checksum" };
   const options = packet.subarray(IPV4_MIN_HEADER_BYTES, headerBytes);
-  if (copiedOptions(options) === undefined) return { error: "bad-options" };
+  // Most packets have none: no walk, no allocation.
+  if (options.length > 0 && copiedOptions(options) === undefined) return { error: "bad-options" };
 
   const flagsAndOffset = view.getUint16(IPV4_FLAGS_AND_OFFSET_OFFSET);
   const moreFragments = (flagsAndOffset & IPV4_FLAG_MORE_FRAGMENTS) !== 0;

@@ -257,7 +257,7 @@ describe("TcpConnection", () => {
     assert.equal(d.sent[0]!.ack, PEER_ISS + 2001);
   });
 
-  test("out-of-order data is acknowledged at once with SACK blocks, and delivered when the gap fills", () => {
+  test("out-of-order data is acknowledged at the end of its batch with SACK blocks, and delivered when the gap fills", () => {
     const d = drive("ESTABLISHED");
     // drive's peer SYN carried no SACK-permitted; negotiate it with a fresh SYN+ACK path.
     const clock = new VirtualClock();
@@ -288,11 +288,13 @@ describe("TcpConnection", () => {
         }),
       );
     data(4, [5, 6]);
+    clock.advance(0);
     data(8, [9]);
+    clock.advance(0);
     assert.deepEqual(
       sent.map(flagNames),
       ["ACK", "ACK"],
-      "each out-of-order segment is ACKed at once",
+      "each batch with out-of-order data is ACKed as soon as it is delivered",
     );
     const base = PEER_ISS + 1;
     assert.deepEqual(sent[1]!.options.sack, [
@@ -303,6 +305,7 @@ describe("TcpConnection", () => {
     data(0, [1, 2, 3, 4]);
     assert.equal(c.readableBytes, 6);
     data(6, [7, 8]);
+    clock.advance(0);
     assert.deepEqual(c.read(), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]));
     assert.equal(sent.at(-1)!.ack, base + 9);
     assert.equal(sent.at(-1)!.options.sack, undefined, "no SACK once nothing is held");
@@ -514,11 +517,12 @@ describe("TcpConnection", () => {
       let count = 0;
       const lost = new Set([14, 17, 20, 23, 26]);
       const sentBefore = new Set<number>();
-      // Five first transmissions of one slow-start burst (the third, segments 13 to 28: the
-      // receiver acknowledges each burst once); retransmissions get through.
+      // Five first transmissions within one window (the third slow-start round, segments 13
+      // to 28); retransmissions get through. The link spaces segments 0.1 ms apart, as its
+      // rate would: a receiver acknowledges each batch that arrives together once.
       const firstTime = (seq: number) => !sentBefore.has(seq) && sentBefore.add(seq) !== undefined;
       const pair = established({
-        link: { delayMs: 25, jitterMs: 0, loss: 0, duplicate: 0 },
+        link: { delayMs: 25, jitterMs: 0, loss: 0, duplicate: 0, spacingMs: 0.1 },
         client: { sack },
         server: { sack },
         drop: (s, toServer) =>

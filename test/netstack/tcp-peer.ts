@@ -141,6 +141,11 @@ export interface LinkOptions {
   readonly jitterMs: number;
   readonly loss: number;
   readonly duplicate: number;
+  /**
+   * Time each segment occupies the link (its serialization at the link's rate): segments
+   * sent together arrive this far apart instead of all at once. 0 by default.
+   */
+  readonly spacingMs?: number;
 }
 
 export interface PairOptions {
@@ -175,6 +180,8 @@ export function connectPair(random: Random, options: PairOptions): Pair {
   let client: TcpConnection | undefined;
   const listener = new TcpListener({ onConnection: () => {} });
 
+  // When each direction's link is next free (for spacingMs).
+  const linkFreeAt = new Map<(s: TcpSegment) => void, number>();
   function carry(s: TcpSegment, deliver: (s: TcpSegment) => void): void {
     const lost = random.next() < link.loss || (options.drop?.(s, deliver === atServer) ?? false);
     options.trace?.(
@@ -182,8 +189,10 @@ export function connectPair(random: Random, options: PairOptions): Pair {
     );
     if (lost) return;
     const copies = random.next() < link.duplicate ? 2 : 1;
+    const departs = Math.max(clock.now(), linkFreeAt.get(deliver) ?? 0);
+    linkFreeAt.set(deliver, departs + (link.spacingMs ?? 0));
     for (let i = 0; i < copies; i++) {
-      const delay = link.delayMs + random.next() * link.jitterMs;
+      const delay = departs - clock.now() + link.delayMs + random.next() * link.jitterMs;
       clock.setTimer(delay, () => deliver(s));
     }
   }

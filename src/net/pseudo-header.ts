@@ -4,7 +4,7 @@
  * 16-bit upper-layer length; for IPv6 (RFC 8200 §8.1) source, destination, the 32-bit
  * upper-layer length, three zero bytes and the next header.
  */
-import { internetChecksum, onesComplementSum } from "./checksum.ts";
+import { internetChecksum } from "./checksum.ts";
 import { IPV4_BYTES, IPV6_BYTES } from "./ip.ts";
 
 /**
@@ -29,24 +29,18 @@ export function pseudoHeaderSum(
       `Expected "source" and "destination" of one length, got ${source.length} and ${destination.length}`,
     );
   }
-  if (source.length === IPV4_BYTES) {
-    const pseudo = new Uint8Array(12);
-    pseudo.set(source, 0);
-    pseudo.set(destination, 4);
-    pseudo[9] = protocol;
-    pseudo[10] = (upperLayerBytes >> 8) & 0xff;
-    pseudo[11] = upperLayerBytes & 0xff;
-    return onesComplementSum(pseudo);
+  if (source.length !== IPV4_BYTES && source.length !== IPV6_BYTES) {
+    throw new RangeError(`Expected addresses of 4 or 16 bytes, got ${source.length}`);
   }
-  if (source.length === IPV6_BYTES) {
-    const pseudo = new Uint8Array(40);
-    pseudo.set(source, 0);
-    pseudo.set(destination, 16);
-    new DataView(pseudo.buffer).setUint32(32, upperLayerBytes);
-    pseudo[39] = protocol;
-    return onesComplementSum(pseudo);
+  // Summed straight from the addresses (on every TCP segment): the zero bytes add
+  // nothing, and the length and protocol words are the same sum in both layouts
+  // (IPv6's 32-bit length is two 16-bit words, and the sum folds them alike).
+  let sum = protocol + (upperLayerBytes >>> 16) + (upperLayerBytes & 0xffff);
+  for (let i = 0; i < source.length; i += 2) {
+    sum += ((source[i]! << 8) | source[i + 1]!) + ((destination[i]! << 8) | destination[i + 1]!);
   }
-  throw new RangeError(`Expected addresses of 4 or 16 bytes, got ${source.length}`);
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
 }
 
 /**

@@ -5,9 +5,10 @@
  * `decodeIpv4` reports the fragment fields; the Netstack reassembles fragments
  * (ip-reassembly.ts, RFC 791 §3.2 and RFC 815).
  */
+
+import { internetChecksum } from "../net/checksum.ts";
 import { IPV4_BYTES } from "../net/ip.ts";
 import { parseIpv4Header } from "../net/ipv4-fragment.ts";
-import { sumWords } from "./checksum.ts";
 import { DEFAULT_HOP_LIMIT, IPV4_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
 
@@ -104,7 +105,7 @@ function decodeWithoutOptions(bytes: Uint8Array): Ipv4Packet | undefined {
   const view = new DataView(bytes.buffer, bytes.byteOffset, IPV4_HEADER_BYTES);
   const totalBytes = view.getUint16(2);
   if (totalBytes < IPV4_HEADER_BYTES || totalBytes > bytes.length) return undefined;
-  if (sumWords(bytes.subarray(0, IPV4_HEADER_BYTES)) !== 0xffff) return undefined;
+  if (internetChecksum(bytes.subarray(0, IPV4_HEADER_BYTES)) !== 0) return undefined;
   const flagsAndOffset = view.getUint16(6);
   const moreFragments = (flagsAndOffset & FLAG_MORE_FRAGMENTS) !== 0;
   const fragmentOffsetBytes = (flagsAndOffset & FRAGMENT_OFFSET_MASK) * 8;
@@ -169,7 +170,7 @@ export function writeIpv4Header(
   view.setUint16(CHECKSUM_OFFSET, 0);
   packet.set(fields.source, 12);
   packet.set(fields.destination, 16);
-  view.setUint16(CHECKSUM_OFFSET, ~sumWords(packet.subarray(0, IPV4_HEADER_BYTES)) & 0xffff);
+  view.setUint16(CHECKSUM_OFFSET, internetChecksum(packet.subarray(0, IPV4_HEADER_BYTES)));
 }
 
 function assertAddress(address: Uint8Array, name: string): void {

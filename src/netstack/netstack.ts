@@ -21,9 +21,9 @@
  */
 import { type Clock, systemClock } from "../clock.ts";
 import { TokenBuckets } from "../mesh/token-buckets.ts";
+import { internetChecksum } from "../net/checksum.ts";
 import { formatIp, IPV4_BYTES, IPV6_BYTES, parseIp } from "../net/ip.ts";
 import type { PacketHandler, Tun } from "../net/tun.ts";
-import { sumWords } from "./checksum.ts";
 import {
   IPV4_HEADER_BYTES,
   IPV6_HEADER_BYTES,
@@ -445,7 +445,7 @@ export class Netstack implements Tun {
     view.setUint16(2, total);
     view.setUint16(6, view.getUint16(6) & IPV4_FLAG_DONT_FRAGMENT); // one piece now
     view.setUint16(10, 0);
-    view.setUint16(10, ~sumWords(packet.subarray(0, header.length)) & 0xffff);
+    view.setUint16(10, internetChecksum(packet.subarray(0, header.length)));
     this.#reassembled++;
     this.#receiveIpv4(packet);
   }

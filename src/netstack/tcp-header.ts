@@ -10,7 +10,8 @@
  * fields stay aligned, and pads with End of Option List to a multiple of 4 bytes.
  */
 
-import { pseudoHeaderWords, sumWords } from "./checksum.ts";
+import { internetChecksum } from "../net/checksum.ts";
+import { pseudoHeaderSum } from "../net/pseudo-header.ts";
 import { PROTOCOL_TCP, TCP_MAX_HEADER_BYTES, TCP_MIN_HEADER_BYTES } from "./constants.ts";
 import { type DecodeError, decodeError } from "./decode-error.ts";
 import type { TcpFlags, TcpOptions, TcpSegment } from "./tcp-segment.ts";
@@ -67,8 +68,8 @@ export function decodeTcp(
   if (source.length !== destination.length || (source.length !== 4 && source.length !== 16)) {
     throw new RangeError(`Expected addresses of 4 or 16 bytes, got ${source.length}`);
   }
-  const pseudo = pseudoHeaderWords(source, destination, PROTOCOL_TCP, bytes.length);
-  if (sumWords(bytes, pseudo) !== 0xffff) return decodeError("bad-checksum");
+  const pseudo = pseudoHeaderSum(source, destination, PROTOCOL_TCP, bytes.length);
+  if (internetChecksum(bytes, pseudo) !== 0) return decodeError("bad-checksum");
   const options =
     headerBytes === TCP_MIN_HEADER_BYTES
       ? NO_OPTIONS
@@ -192,8 +193,8 @@ export function writeTcp(
   view.setUint16(18, segment.urgentPointer);
   if (options.length > 0) bytes.set(options, TCP_MIN_HEADER_BYTES);
   bytes.set(segment.payload, headerBytes);
-  const sum = sumWords(bytes, pseudoHeaderWords(source, destination, PROTOCOL_TCP, total));
-  view.setUint16(CHECKSUM_OFFSET, ~sum & 0xffff);
+  const pseudo = pseudoHeaderSum(source, destination, PROTOCOL_TCP, total);
+  view.setUint16(CHECKSUM_OFFSET, internetChecksum(bytes, pseudo));
   return total;
 }
 

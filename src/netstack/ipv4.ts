@@ -68,12 +68,7 @@ export function isIpv4Fragment(packet: Ipv4Packet): boolean {
  * ```
  */
 export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
-  if (bytes.length >= IPV4_HEADER_BYTES && bytes[0] === FIRST_BYTE_WITHOUT_OPTIONS) {
-    const fast = decodeWithoutOptions(bytes);
-    if (fast !== undefined) return fast;
-  }
-  // One IPv4 header parser for the whole core: the one path MTU and ICMP errors use. It
-  // also gives the reason for every packet the fast path above does not take.
+  // One IPv4 header parser for the whole core: the one path MTU and ICMP errors use.
   const header = parseIpv4Header(bytes);
   if ("error" in header) return decodeError(header.error);
   return {
@@ -88,42 +83,6 @@ export function decodeIpv4(bytes: Uint8Array): Ipv4Packet | DecodeError {
     source: header.source,
     destination: header.destination,
     payload: bytes.subarray(header.headerBytes, header.totalBytes),
-  };
-}
-
-const FIRST_BYTE_WITHOUT_OPTIONS = (VERSION << 4) | (IPV4_HEADER_BYTES / 4);
-const FLAG_MORE_FRAGMENTS = 0x2000;
-const FRAGMENT_OFFSET_MASK = 0x1fff;
-
-/**
- * The common case on the hot path, a 20-byte header without options, read with the same
- * rules as `parseIpv4Header` (total length within the packet, checksum, fragment fields)
- * but without its options walk and its allocations; undefined for anything it refuses,
- * so that `parseIpv4Header` says why.
- */
-function decodeWithoutOptions(bytes: Uint8Array): Ipv4Packet | undefined {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, IPV4_HEADER_BYTES);
-  const totalBytes = view.getUint16(2);
-  if (totalBytes < IPV4_HEADER_BYTES || totalBytes > bytes.length) return undefined;
-  if (internetChecksum(bytes.subarray(0, IPV4_HEADER_BYTES)) !== 0) return undefined;
-  const flagsAndOffset = view.getUint16(6);
-  const moreFragments = (flagsAndOffset & FLAG_MORE_FRAGMENTS) !== 0;
-  const fragmentOffsetBytes = (flagsAndOffset & FRAGMENT_OFFSET_MASK) * 8;
-  const dataBytes = totalBytes - IPV4_HEADER_BYTES;
-  if (fragmentOffsetBytes + dataBytes > MAX_TOTAL_BYTES) return undefined;
-  if (moreFragments && dataBytes % 8 !== 0) return undefined;
-  return {
-    headerBytes: IPV4_HEADER_BYTES,
-    typeOfService: bytes[1]!,
-    identification: view.getUint16(4),
-    dontFragment: (flagsAndOffset & FLAG_DONT_FRAGMENT) !== 0,
-    moreFragments,
-    fragmentOffsetBytes,
-    timeToLive: bytes[8]!,
-    protocol: bytes[9]!,
-    source: bytes.subarray(12, 16),
-    destination: bytes.subarray(16, 20),
-    payload: bytes.subarray(IPV4_HEADER_BYTES, totalBytes),
   };
 }
 

@@ -6,7 +6,7 @@
  * services through `--expose`; the peer answers pings and DNS on its overlay address.
  */
 import { formatIp, type IpPrefix, parseIp, prefixContains } from "../net/ip.ts";
-import type { PacketConn } from "../net/packet-conn.ts";
+import { endpointKey, type PacketConn } from "../net/packet-conn.ts";
 import {
   Netstack,
   netstackUdpConn,
@@ -151,8 +151,8 @@ export class UserspaceNetwork {
     if (config.socks5) {
       const listener = await runtime
         .listenTcp(config.socks5)
-        .catch((error) => failed("--socks5", endpointText(config.socks5!), error));
-      const listen = endpointText({ address: config.socks5.address, port: listener.localPort });
+        .catch((error) => failed("--socks5", endpointKey(config.socks5!), error));
+      const listen = endpointKey({ address: config.socks5.address, port: listener.localPort });
       const server = serveSocks5({
         listener,
         dial: (host, port) => this.dial(host, port),
@@ -182,17 +182,17 @@ export class UserspaceNetwork {
 
   async #startForward(spec: ForwardSpec): Promise<void> {
     const { runtime, log } = this.#options;
-    const target = endpointText({ address: spec.host, port: spec.port });
+    const target = endpointKey({ address: spec.host, port: spec.port });
     const listener = await runtime
       .listenTcp({ address: spec.bindAddress, port: spec.localPort })
       .catch((error) =>
         failed(
           "--forward",
-          endpointText({ address: spec.bindAddress, port: spec.localPort }),
+          endpointKey({ address: spec.bindAddress, port: spec.localPort }),
           error,
         ),
       );
-    const listen = endpointText({ address: spec.bindAddress, port: listener.localPort });
+    const listen = endpointKey({ address: spec.bindAddress, port: listener.localPort });
     const service = serveForward({
       listener,
       dial: () => this.dial(spec.host, spec.port),
@@ -206,7 +206,7 @@ export class UserspaceNetwork {
 
   #startExpose(spec: ExposeSpec): void {
     const { runtime, log } = this.#options;
-    const local = endpointText({ address: spec.localHost, port: spec.localPort });
+    const local = endpointKey({ address: spec.localHost, port: spec.localPort });
     let server: ReturnType<TcpStack["listen"]>;
     try {
       server = this.tcp.listen(spec.meshPort);
@@ -267,12 +267,6 @@ export class UserspaceNetwork {
     this.tcp.close();
     await this.netstack.close();
   }
-}
-
-function endpointText(endpoint: { address: string; port: number }): string {
-  return endpoint.address.includes(":")
-    ? `[${endpoint.address}]:${endpoint.port}`
-    : `${endpoint.address}:${endpoint.port}`;
 }
 
 function isLoopback(address: string): boolean {

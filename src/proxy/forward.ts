@@ -12,10 +12,11 @@
  * sees "connection reset" rather than an empty answer.
  */
 import { parseIp } from "../net/ip.ts";
+import { endpointKey } from "../net/packet-conn.ts";
 import type { StreamConn, StreamListener } from "../net/stream.ts";
 import type { TcpServer, TcpStream } from "../netstack/tcp-stack.ts";
 import { pipe } from "./pipe.ts";
-import { hostPort, type ProxyLog, type RelayCounters, type Session, Sessions } from "./sessions.ts";
+import { type ProxyLog, type RelayCounters, type Session, Sessions } from "./sessions.ts";
 
 /** Where `--forward` listens and what it dials. */
 export interface ForwardSpec {
@@ -244,7 +245,7 @@ export function serveForward(options: ForwardOptions): ProxyService {
       conn.close();
       return;
     }
-    const who = hostPort(conn.remote.address, conn.remote.port);
+    const who = endpointKey(conn.remote);
     // Bytes the client sends while the mesh connection opens wait here (the conn is paused).
     const early: Uint8Array[] = [];
     conn.pause();
@@ -315,7 +316,7 @@ export function serveExpose(options: ExposeOptions): ProxyService {
       stream.abort();
       return;
     }
-    const who = hostPort(stream.remoteAddress, stream.remotePort);
+    const who = endpointKey({ address: stream.remoteAddress, port: stream.remotePort });
     let dialing: Promise<StreamConn>;
     try {
       dialing = options.dialLocal();

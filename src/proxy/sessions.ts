@@ -127,8 +127,3 @@ export class Sessions {
     }
   }
 }
-
-/** "host:port", with IPv6 in brackets, for log lines. */
-export function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}

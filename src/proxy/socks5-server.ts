@@ -31,10 +31,11 @@
  * BIND is always 0x07.
  */
 import { type CancelTimer, type Clock, systemClock } from "../clock.ts";
+import { endpointKey } from "../net/packet-conn.ts";
 import type { StreamConn, StreamListener } from "../net/stream.ts";
 import type { TcpStream } from "../netstack/tcp-stack.ts";
 import { pipe } from "./pipe.ts";
-import { hostPort, type ProxyLog, type RelayCounters, type Session, Sessions } from "./sessions.ts";
+import { type ProxyLog, type RelayCounters, type Session, Sessions } from "./sessions.ts";
 import {
   encodeAuthStatus,
   encodeMethodSelection,
@@ -172,7 +173,7 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
       conn.close();
       return;
     }
-    const who = hostPort(conn.remote.address, conn.remote.port);
+    const who = endpointKey(conn.remote);
     const stop = () => {
       if (stage === "relaying") {
         session.pipe?.abort();
@@ -331,7 +332,7 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
           conn.write(encodeReply({ reply: SOCKS_REPLY.SUCCEEDED, address: opened.relay }));
           log(
             "info",
-            `socks5 ${who}: UDP relay on ${hostPort(opened.relay.host, opened.relay.port)}`,
+            `socks5 ${who}: UDP relay on ${endpointKey({ address: opened.relay.host, port: opened.relay.port })}`,
           );
           // The control connection only says how long the association lives: bytes on it
           // are dropped, and its end (FIN answered by ours, or a reset) ends the association.
@@ -349,7 +350,7 @@ export function serveSocks5(options: Socks5ServerOptions): Socks5Server {
       stage = "dialing";
       cancelTimer();
       conn.pause();
-      const target = hostPort(address.host, address.port);
+      const target = endpointKey({ address: address.host, port: address.port });
       let settled = false;
       const cancelDial = clock.setTimer(dialMs, () => {
         if (settled) return;
